@@ -1,0 +1,69 @@
+"""Build script for focalkit's optional fused CPU kernels (all metadata lives in pyproject.toml).
+
+Two shared libraries are built from ``src/focalkit/kernels/csrc/focal_cpu.c`` (plain C, no torch or Python headers
+needed): a baseline one and, on x86-64, an AVX2 + FMA + F16C one. They are loaded with ctypes at run time and chosen
+by CPU feature. If no C compiler works, the build of the extension is skipped and the install still succeeds:
+focalkit then uses its PyTorch back-end. Set ``FOCALKIT_NO_EXT=1`` to skip the kernels on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+CSRC = "src/focalkit/kernels/csrc"
+COMMON_ARGS = ["-O3", "-std=gnu11", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that warns instead of failing, so focalkit installs without a compiler."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any compiler / toolchain failure
+            sys.stderr.write(f"focalkit: fused CPU kernels not built ({exc}); using the PyTorch back-end\n")
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            sys.stderr.write(f"focalkit: extension {ext.name} not built ({exc}); continuing without it\n")
+
+    def get_export_symbols(self, ext: Extension) -> list[str]:
+        return []  # a plain shared library loaded with ctypes, no PyInit_ symbol
+
+    def get_ext_filename(self, fullname: str) -> str:
+        # plain name (no ABI tag): the library does not depend on the Python version
+        suffix = ".dll" if sys.platform == "win32" else ".so"
+        return os.path.join(*fullname.split(".")) + suffix
+
+
+def extensions() -> list[Extension]:
+    if os.environ.get("FOCALKIT_NO_EXT") == "1" or sys.platform == "win32":
+        return []
+    exts = [
+        Extension(
+            "focalkit.kernels._focal_cpu_base",
+            sources=[f"{CSRC}/focal_cpu_base.c"],
+            depends=[f"{CSRC}/focal_cpu.c"],
+            extra_compile_args=COMMON_ARGS,
+        )
+    ]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        exts.append(
+            Extension(
+                "focalkit.kernels._focal_cpu_avx2",
+                sources=[f"{CSRC}/focal_cpu_avx2.c"],
+                depends=[f"{CSRC}/focal_cpu.c"],
+                extra_compile_args=COMMON_ARGS + ["-mavx2", "-mfma", "-mf16c"],
+            )
+        )
+    return exts
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

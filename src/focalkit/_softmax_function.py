@@ -1,0 +1,93 @@
+"""Differentiable softmax focal loss: the autograd Function over the back-end and the single entry points.
+
+``softmax_focal_differentiable`` (class-index targets) saves only the gradient computed in the forward pass.
+``soft_softmax_focal_differentiable`` (probability targets, label smoothing) recomputes its log-space formula in the
+backward pass through ``torch.utils.checkpoint``, so that only the logits and the targets are kept.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+from torch.utils.checkpoint import checkpoint
+
+from ._fused_function import scale_saved_grad
+from ._softmax_math import soft_softmax_focal_rows, softmax_focal_forward_torch
+
+
+class SoftmaxFocalFunction(torch.autograd.Function):
+    """Softmax focal loss (class-index targets) with the closed-form gradient computed in the forward pass."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, weight, alpha, gamma, ignore_index, reduce_sum):  # type: ignore[override]
+        loss, grad = softmax_focal_forward_torch(
+            logits,
+            targets,
+            weight=weight,
+            alpha=alpha,
+            gamma=gamma,
+            ignore_index=ignore_index,
+            reduce_sum=reduce_sum,
+            compute_grad=ctx.needs_input_grad[0],
+        )
+        if grad is not None:
+            ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return scale_saved_grad(grad, grad_output, per_row=True), None, None, None, None, None, None
+
+
+def softmax_focal_differentiable(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    weight: Tensor | None,
+    alpha: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduce_sum: bool,
+) -> Tensor:
+    """Per-row loss (or its sum) for class-index targets, differentiable w.r.t. ``logits``; inputs validated."""
+    return SoftmaxFocalFunction.apply(logits, targets, weight, alpha, gamma, ignore_index, reduce_sum)
+
+
+def _smoothed_rows(
+    logits: Tensor,
+    targets: Tensor,
+    class_weight: Tensor | None,
+    gamma: float,
+    label_smoothing: float,
+    ignore_index: int,
+) -> Tensor:
+    num_classes = logits.shape[1]
+    if targets.is_floating_point():
+        q = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
+    else:
+        index = targets.unsqueeze(1)
+        valid = index != ignore_index
+        classes = torch.arange(num_classes, device=logits.device).view([1, num_classes] + [1] * (logits.ndim - 2))
+        one_hot = (index == classes).to(torch.promote_types(logits.dtype, torch.float32))
+        q = (one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes) * valid
+    return soft_softmax_focal_rows(logits, q, class_weight, gamma)
+
+
+def soft_softmax_focal_differentiable(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    class_weight: Tensor | None,
+    gamma: float,
+    label_smoothing: float,
+    ignore_index: int,
+) -> Tensor:
+    """Per-row loss for probability targets or label smoothing; saves only logits and targets (recomputes)."""
+    if not logits.requires_grad:
+        return _smoothed_rows(logits, targets, class_weight, gamma, label_smoothing, ignore_index)
+    return checkpoint(
+        _smoothed_rows, logits, targets, class_weight, gamma, label_smoothing, ignore_index, use_reentrant=False
+    )
