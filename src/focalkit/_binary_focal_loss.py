@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._fused_function import scale_saved_grad
+from ._fused_function import remember_logits, scale_saved_grad
 from ._reduction import finish_reduction
 from ._sigmoid_focal_loss import check_sigmoid_targets
 from ._targets import class_shape, count_elements
@@ -66,13 +65,13 @@ class BinaryFocalFunction(torch.autograd.Function):
         loss, grad = binary_focal_forward_torch(probs, y, alpha_pos, alpha_neg, gamma, ctx.needs_input_grad[0])
         if grad is not None:
             ctx.save_for_backward(grad)
+            remember_logits(ctx, probs)
         return loss
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
-        return scale_saved_grad(grad, grad_output, per_row=False), None, None, None, None
+        return scale_saved_grad(grad, grad_output, per_row=False, ctx=ctx), None, None, None, None
 
 
 def binary_focal_loss(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._fused_function import scale_saved_grad
+from ._fused_function import remember_logits, scale_saved_grad
 from ._reduction import check_normalizer, finish_reduction
 from ._sigmoid_focal_loss import check_sigmoid_targets
 from ._targets import class_shape, count_elements, one_hot_targets
@@ -78,13 +77,13 @@ class FocalLossStarFunction(torch.autograd.Function):
         )
         if grad is not None:
             ctx.save_for_backward(grad)
+            remember_logits(ctx, logits)
         return loss
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
-        return scale_saved_grad(grad, grad_output, per_row=False), None, None, None, None, None, None
+        return scale_saved_grad(grad, grad_output, per_row=False, ctx=ctx), None, None, None, None, None, None
 
 
 def sigmoid_focal_loss_star(

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from ._fused_function import scale_saved_grad
+from ._fused_function import remember_logits, scale_saved_grad
 from ._sigmoid_math import sigmoid_focal_forward_torch
 
 
@@ -32,13 +31,13 @@ class SigmoidFocalFunction(torch.autograd.Function):
         )
         if grad is not None:
             ctx.save_for_backward(grad)
+            remember_logits(ctx, logits)
         return loss
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
-        return scale_saved_grad(grad, grad_output, per_row=False), None, None, None, None, None, None, None
+        return scale_saved_grad(grad, grad_output, per_row=False, ctx=ctx), None, None, None, None, None, None, None
 
 
 def sigmoid_focal_differentiable(

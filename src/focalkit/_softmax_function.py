@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
-from ._fused_function import scale_saved_grad
+from ._fused_function import remember_logits, scale_saved_grad
 from ._softmax_math import soft_softmax_focal_rows, softmax_focal_forward_torch
 
 
@@ -33,13 +32,13 @@ class SoftmaxFocalFunction(torch.autograd.Function):
         )
         if grad is not None:
             ctx.save_for_backward(grad)
+            remember_logits(ctx, logits)
         return loss
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
-        return scale_saved_grad(grad, grad_output, per_row=True), None, None, None, None, None, None
+        return scale_saved_grad(grad, grad_output, per_row=True, ctx=ctx), None, None, None, None, None, None
 
 
 def softmax_focal_differentiable(

@@ -1,0 +1,1 @@
+"""The ``focalkit`` command-line interface (``focalkit curves | demo | compare | bench``)."""
