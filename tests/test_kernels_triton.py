@@ -1,7 +1,9 @@
-"""Triton focal-loss kernels vs the float64 reference, run through Triton's CPU interpreter.
+"""Triton focal-loss kernels vs the float64 reference, run through Triton's CPU interpreter (or on a GPU).
 
-The kernels (``focalkit.kernels.triton_sigmoid`` / ``triton_softmax``) are executed with ``TRITON_INTERPRET=1`` on CPU
-tensors, so this file needs Triton installed but no GPU. Every kernel is compared with ``focalkit.reference``
+Without CUDA the kernels (``focalkit.kernels.triton_sigmoid`` / ``triton_softmax``) are executed with
+``TRITON_INTERPRET=1`` on CPU tensors, so this file needs Triton installed but no GPU. With CUDA (or
+``FOCALKIT_TRITON_TESTS=cuda``) the same tests run the compiled kernels on the GPU; ``FOCALKIT_TRITON_TESTS=interpret``
+forces the interpreter. Every kernel is compared with ``focalkit.reference``
 (float64, written from Lin et al. 2017) on values and on gradients (autograd of the reference).
 
 Tolerances: losses are computed in fp32 from the (possibly rounded) input, so they are compared with the reference
@@ -12,15 +14,29 @@ so their tolerance depends on it (table ``GRAD_TOL``).
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
-# Must be set before any @triton.jit decorator runs (i.e. before the kernel modules are imported).
-os.environ["TRITON_INTERPRET"] = "1"
+import pytest
+import torch
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
+# Mode: FOCALKIT_TRITON_TESTS=cuda compiles the kernels for the GPU, =interpret uses Triton's CPU interpreter; unset,
+# the GPU is used when CUDA is available. The interpreter must be on (TRITON_INTERPRET=1) before triton itself is
+# imported (its own @triton.jit helpers, e.g. the combine function of tl.sum, are wrapped at import) and while kernels
+# run, so it is set here, at collection, and left set for the rest of this pytest process.
+_MODE = os.environ.get("FOCALKIT_TRITON_TESTS", "auto").lower()
+ON_GPU = _MODE == "cuda" or (_MODE == "auto" and torch.cuda.is_available())
+if ON_GPU and not torch.cuda.is_available():  # pragma: no cover
+    pytest.skip("FOCALKIT_TRITON_TESTS=cuda but CUDA is not available", allow_module_level=True)
+if not ON_GPU:
+    if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":  # pragma: no cover
+        pytest.skip(
+            "triton was imported earlier in this process without TRITON_INTERPRET=1 (by another test module?), so "
+            "its kernels cannot run in the CPU interpreter; run this file on its own: "
+            "pytest tests/test_kernels_triton.py",
+            allow_module_level=True,
+        )
+    os.environ["TRITON_INTERPRET"] = "1"
 
 triton = pytest.importorskip("triton", reason="Triton is not installed (pip install triton); kernels not tested")
 
@@ -31,23 +47,42 @@ except ImportError:  # pragma: no cover
 
 from focalkit import reference  # noqa: E402
 from focalkit.kernels import triton_sigmoid, triton_softmax  # noqa: E402
-from focalkit.kernels.triton_sigmoid import sigmoid_focal_forward  # noqa: E402
-from focalkit.kernels.triton_softmax import softmax_focal_forward  # noqa: E402
 
 try:
     from triton.runtime.interpreter import InterpretedFunction
 except ImportError:  # pragma: no cover
     InterpretedFunction = ()  # type: ignore[assignment]
 
-if not (
-    isinstance(triton_sigmoid._sigmoid_focal_fwd_kernel, InterpretedFunction)
-    and isinstance(triton_softmax._softmax_focal_fwd_kernel, InterpretedFunction)
-):  # pragma: no cover
+_interpreted = isinstance(triton_sigmoid._sigmoid_focal_fwd_kernel, InterpretedFunction) and isinstance(
+    triton_softmax._softmax_focal_fwd_kernel, InterpretedFunction)
+if _interpreted == ON_GPU:  # pragma: no cover
     pytest.skip(
-        "focalkit.kernels.triton_* were imported before TRITON_INTERPRET=1 was set (by another test module?), "
-        "so their kernels are compiled for a GPU; run this file on its own: pytest tests/test_kernels_triton.py",
+        f"focalkit.kernels.triton_* were imported earlier in this process in the other Triton mode (interpreter: "
+        f"{_interpreted}); run this file on its own: pytest tests/test_kernels_triton.py",
         allow_module_level=True,
     )
+
+DEV = torch.device("cuda" if ON_GPU else "cpu")
+
+
+def _dev(v):
+    return v.to(DEV) if isinstance(v, torch.Tensor) else v
+
+
+def _call(fn, x, t, **kw):
+    """Run a host function on DEV (strides kept for tensors already there) and return CPU results."""
+    loss, grad = fn(_dev(x), _dev(t), **{k: _dev(v) for k, v in kw.items()})
+    assert loss.device.type == DEV.type
+    return loss.cpu(), (None if grad is None else grad.cpu())
+
+
+def sigmoid_focal_forward(x, t, **kw):
+    return _call(triton_sigmoid.sigmoid_focal_forward, x, t, **kw)
+
+
+def softmax_focal_forward(x, t, **kw):
+    return _call(triton_softmax.softmax_focal_forward, x, t, **kw)
+
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # Relative / absolute tolerance of gradients stored in each dtype (fp16 subnormals start at 6e-8).
@@ -70,8 +105,8 @@ def _class_view(v: torch.Tensor, ndim: int) -> torch.Tensor:
 
 def ref_sigmoid(x, y, alpha_pos, alpha_neg, gamma, keep=None):
     """Float64 loss and gradient; ``y`` dense in [0, 1]; ``keep`` masks ignored columns."""
-    x64 = x.detach().to(torch.float64).requires_grad_(True)
-    y64 = y.to(torch.float64)
+    x64 = x.detach().cpu().to(torch.float64).requires_grad_(True)
+    y64 = y.cpu().to(torch.float64)
     loss = reference.sigmoid_focal_loss(x64, y64, alpha=None, gamma=gamma)
     ap = 1.0 if alpha_pos is None else _class_view(alpha_pos.double(), x.ndim)
     an = 1.0 if alpha_neg is None else _class_view(alpha_neg.double(), x.ndim)
@@ -84,6 +119,7 @@ def ref_sigmoid(x, y, alpha_pos, alpha_neg, gamma, keep=None):
 
 def index_to_dense(t: torch.Tensor, num_classes: int, ignore_index: int):
     """One-hot of index targets along dim 1 (value C = background) and the keep mask of non-ignored columns."""
+    t = t.cpu()
     keep = t != ignore_index
     tt = torch.where(keep, t, num_classes).clamp(0, num_classes)
     y = torch.nn.functional.one_hot(tt, num_classes + 1)[..., :num_classes].movedim(-1, 1).to(torch.float64)
@@ -91,7 +127,8 @@ def index_to_dense(t: torch.Tensor, num_classes: int, ignore_index: int):
 
 
 def ref_softmax(x, t, weight, alpha, gamma, ignore_index):
-    x64 = x.detach().to(torch.float64).requires_grad_(True)
+    x64 = x.detach().cpu().to(torch.float64).requires_grad_(True)
+    t = t.cpu()
     t_ref = torch.where(t == ignore_index, torch.full_like(t, -100), t)
     loss = reference.softmax_focal_loss(
         x64, t_ref, alpha=None if alpha is None else alpha.double(), gamma=gamma,
@@ -272,7 +309,7 @@ def test_softmax_ignored_and_out_of_range_rows_are_zero():
 # --------------------------------------------------------------------------------------------- layouts
 def _noncontiguous_cases():
     gen = torch.Generator().manual_seed(11)
-    base = torch.randn(6, 10, 4, 5, generator=gen) * 3
+    base = (torch.randn(6, 10, 4, 5, generator=gen) * 3).to(DEV)  # views made on the kernel's device
     return {
         "slice_classes": base[:, ::2],  # (6, 5, 4, 5), class stride 40
         "channels_last": base.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2),  # class stride 1
@@ -289,14 +326,14 @@ def test_noncontiguous_inputs(case):
     c = x.shape[1]
     t_shape = (x.shape[0],) + tuple(x.shape[2:])
     # dense targets, themselves non-contiguous
-    y = soft_targets(x.shape[::-1], gen).permute(*reversed(range(x.ndim)))
+    y = soft_targets(x.shape[::-1], gen).to(DEV).permute(*reversed(range(x.ndim)))
     loss, grad = sigmoid_focal_forward(x, y, alpha_pos=None, alpha_neg=None, gamma=2.0, ignore_index=-100,
                                        reduce_sum=False, compute_grad=True)
     want_l, want_g = ref_sigmoid(x, y, None, None, 2.0)
     assert_close(loss, want_l, *LOSS_TOL, "sigmoid dense loss")
     assert_close(grad, want_g, *GRAD_TOL[torch.float32], "sigmoid dense grad")
     # index targets, non-contiguous
-    t = torch.randint(0, c + 1, t_shape[::-1], generator=gen).permute(*reversed(range(len(t_shape))))
+    t = torch.randint(0, c + 1, t_shape[::-1], generator=gen).to(DEV).permute(*reversed(range(len(t_shape))))
     t[(0,) * t.ndim] = -100
     loss, grad = sigmoid_focal_forward(x, t, alpha_pos=None, alpha_neg=None, gamma=0.5, ignore_index=-100,
                                        reduce_sum=False, compute_grad=True)

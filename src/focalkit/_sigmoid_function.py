@@ -52,4 +52,11 @@ def sigmoid_focal_differentiable(
     pos_weight: Tensor | None = None,
 ) -> Tensor:
     """Loss (per element, or its float32 sum) differentiable with respect to ``logits``; inputs already validated."""
+    if pos_weight is None:  # the kernel contract: custom op over the back-end dispatch (focalkit.kernels.ops)
+        from .kernels.ops import sigmoid_focal
+
+        return sigmoid_focal(
+            logits, targets, alpha_pos=alpha_pos, alpha_neg=alpha_neg, gamma=gamma, ignore_index=ignore_index,
+            reduce_sum=reduce_sum,
+        )
     return SigmoidFocalFunction.apply(logits, targets, alpha_pos, alpha_neg, pos_weight, gamma, ignore_index, reduce_sum)

@@ -52,7 +52,11 @@ def softmax_focal_differentiable(
     reduce_sum: bool,
 ) -> Tensor:
     """Per-row loss (or its sum) for class-index targets, differentiable w.r.t. ``logits``; inputs validated."""
-    return SoftmaxFocalFunction.apply(logits, targets, weight, alpha, gamma, ignore_index, reduce_sum)
+    from .kernels.ops import softmax_focal  # the kernel contract: custom op over the back-end dispatch
+
+    return softmax_focal(
+        logits, targets, weight=weight, alpha=alpha, gamma=gamma, ignore_index=ignore_index, reduce_sum=reduce_sum
+    )
 
 
 def _smoothed_rows(

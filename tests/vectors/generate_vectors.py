@@ -1,0 +1,321 @@
+"""Generate tests/vectors/focal_vectors.json: shared test vectors for every focalkit front-end.
+
+Expected values come from the float64 specification ``focalkit.reference`` (losses, and gradients by float64
+autograd through it). Every stored loss is also re-evaluated in 50-digit arithmetic with mpmath; the script refuses
+to write the file if the reference disagrees anywhere by more than 1e-8 relative (100x below the float32 tolerance),
+so the vectors are only as wide as the domain in which the float64 reference is itself exact (``|logit| <= 16``; at
+20 its ``log1p(-sigmoid(x))`` is already off by 5e-8; the tails are covered by the front-ends' stability tests).
+
+Inputs are float32-exact numbers (a front-end computing in float32 sees exactly the stored inputs), so the only
+error a front-end may show is its own arithmetic. Rerun with::
+
+    python tests/vectors/generate_vectors.py
+
+The output is deterministic (fixed seed); commit the JSON together with any change to this script.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import mpmath as mp
+import numpy as np
+import torch
+
+from focalkit import reference
+
+OUT = Path(__file__).with_name("focal_vectors.json")
+SEED = 20170807  # arXiv:1708.02002
+mp.mp.dps = 50
+REFERENCE_CHECK_RTOL = 1e-8
+
+# Tolerances the front-ends are checked with (float32 computation against these float64 values):
+# |got - want| <= rtol * |want| + atol.
+TOLERANCE = {
+    "loss": {
+        "rtol": 1e-6,
+        "atol": 1e-30,
+        "note": "relative 1e-6; the absolute floor 1e-30 only matters below float32's normal range (1.2e-38 .. 1e-30 "
+        "values carry reduced precision or underflow)",
+    },
+    "softmax_loss": {
+        "rtol": 1e-6,
+        "atol": 1e-12,
+        "note": "softmax rows whose loss is below 1e-12 (the target wins by more than ~25 logits) have float32 "
+        "relative error about (1 + gamma) * |x_j - x_t| * 6e-8 from rounding the logit difference, which can "
+        "exceed 1e-6; such values are 1e-12 of a typical row's loss",
+    },
+    "grad": {
+        "rtol": 1e-5,
+        "atol": 1e-7,
+        "note": "gradients of soft targets cross zero (p - y); near a zero the float32 cancellation is absolute, "
+        "about 1e-7",
+    },
+}
+
+
+def f32(a: Any) -> np.ndarray:
+    """Round to float32 and back: inputs are exactly representable in float32."""
+    return np.asarray(a, dtype=np.float32).astype(np.float64)
+
+
+def as_list(a: np.ndarray) -> list:
+    return np.asarray(a, dtype=np.float64).tolist()
+
+
+# ---------- 50-digit checks of the reference ----------
+
+
+def mp_alpha_t(alpha: Any, y: Any, c: int) -> Any:
+    if alpha is None:
+        return mp.mpf(1)
+    a = mp.mpf(alpha[c]) if isinstance(alpha, list) else mp.mpf(alpha)
+    return a * y + (1 - a) * (1 - y)
+
+
+def mp_sigmoid_focal(x: float, y: float, alpha: Any, gamma: float, c: int) -> Any:
+    x, y = mp.mpf(x), mp.mpf(y)
+    p = 1 / (1 + mp.exp(-x))
+    u = p * (1 - y) + (1 - p) * y
+    ce = mp.log1p(mp.exp(x)) - x * y  # softplus(x) - x y
+    return mp_alpha_t(alpha, y, c) * (u**gamma if gamma else 1) * ce
+
+
+def mp_binary_focal(p: float, y: float, alpha: Any, gamma: float, c: int) -> Any:
+    p, y = mp.mpf(p), mp.mpf(y)
+    u = p * (1 - y) + (1 - p) * y
+    bce = -((y * mp.log(p) if y else 0) + ((1 - y) * mp.log(1 - p) if y != 1 else 0))
+    return mp_alpha_t(alpha, y, c) * (u**gamma if gamma else 1) * bce
+
+
+def mp_star(x: float, y: float, alpha: Any, gamma: float, beta: float, c: int) -> Any:
+    x, y = mp.mpf(x), mp.mpf(y)
+    a = mp.mpf(1) if alpha is None else mp.mpf(alpha)
+    b = mp.mpf(1) if alpha is None else 1 - a
+    pos = mp.log1p(mp.exp(-(gamma * x + beta))) / gamma
+    neg = mp.log1p(mp.exp(gamma * x - beta)) / gamma
+    return y * a * pos + (1 - y) * b * neg
+
+
+def mp_softmax_row(x: list, q: list, alpha: Any, gamma: float) -> Any:
+    xs = [mp.mpf(v) for v in x]
+    s = mp.fsum(mp.exp(v) for v in xs)
+    total = mp.mpf(0)
+    for c, (v, w) in enumerate(zip(xs, q)):
+        if w == 0:
+            continue
+        p = mp.exp(v) / s
+        a = 1 if alpha is None else (mp.mpf(alpha[c]) if isinstance(alpha, list) else mp.mpf(alpha))
+        total += mp.mpf(w) * a * (1 - p) ** gamma * -mp.log(p)
+    return total
+
+
+def check_against_mp(name: str, got: np.ndarray, want: list) -> float:
+    worst = 0.0
+    for g, w in zip(np.ravel(got), want):
+        w = float(w)
+        err = abs(g - w) / max(abs(w), 1e-300)
+        worst = max(worst, err)
+    if worst > REFERENCE_CHECK_RTOL:
+        sys.exit(f"{name}: float64 reference differs from 50-digit value by {worst:.3g} relative; not writing")
+    return worst
+
+
+# ---------- input generators ----------
+
+
+def labels_mixed(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """Half binary, half soft labels (float32-exact)."""
+    binary = rng.integers(0, 2, shape).astype(np.float64)
+    soft = f32(rng.uniform(0, 1, shape))
+    return np.where(rng.uniform(size=shape) < 0.5, binary, soft)
+
+
+def logits_mixed(rng: np.random.Generator, shape: tuple, scale: float = 4.0, bound: float = 16.0) -> np.ndarray:
+    x = rng.normal(0, scale, shape)
+    x = np.clip(x, -bound, bound)
+    flat = x.reshape(-1)
+    fixed = [0.0, -1.0, 1.0, -8.0, 8.0, -16.0, 16.0, -0.5, 0.5, 4.0]
+    flat[: len(fixed)] = np.asarray(fixed) * (bound / 16.0)
+    return f32(flat.reshape(shape))
+
+
+def grad_of(fn: Any, x: np.ndarray) -> np.ndarray:
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(fn(t).sum(), t)
+    return g.numpy()
+
+
+# ---------- cases ----------
+
+ALPHAS_SIGMOID: list[Any] = [None, 0.25, [0.1, 0.5, 0.9]]
+GAMMAS = [0.0, 0.5, 1.0, 2.0, 5.0]
+
+
+def sigmoid_cases(rng: np.random.Generator) -> list[dict]:
+    cases = []
+    for gamma in GAMMAS:
+        for alpha in ALPHAS_SIGMOID:
+            x = logits_mixed(rng, (20, 3))
+            y = labels_mixed(rng, (20, 3))
+            a = torch.tensor(alpha, dtype=torch.float64) if isinstance(alpha, list) else alpha
+            fn = lambda t: reference.sigmoid_focal_loss(t, torch.tensor(y), a, gamma)  # noqa: E731
+            loss = fn(torch.tensor(x)).numpy()
+            mp_vals = [mp_sigmoid_focal(x[i, c], y[i, c], alpha, gamma, c) for i in range(20) for c in range(3)]
+            check_against_mp("sigmoid_focal_loss", loss, mp_vals)
+            cases.append(
+                {
+                    "fn": "sigmoid_focal_loss",
+                    "params": {"alpha": alpha, "gamma": gamma},
+                    "logits": as_list(x),
+                    "labels": as_list(y),
+                    "loss": as_list(loss),
+                    "grad": as_list(grad_of(fn, x)),
+                }
+            )
+    return cases
+
+
+def binary_cases(rng: np.random.Generator) -> list[dict]:
+    cases = []
+    for gamma in GAMMAS:
+        for alpha in ALPHAS_SIGMOID:
+            p = f32(rng.uniform(0, 1, (20, 3)))
+            flat = p.reshape(-1)
+            flat[:6] = f32([1e-6, 1 - 2**-20, 0.5, 0.25, 1e-3, 0.999])
+            y = labels_mixed(rng, (20, 3))
+            a = torch.tensor(alpha, dtype=torch.float64) if isinstance(alpha, list) else alpha
+            fn = lambda t: reference.binary_focal_loss(t, torch.tensor(y), a, gamma)  # noqa: E731
+            loss = fn(torch.tensor(p)).numpy()
+            mp_vals = [mp_binary_focal(p[i, c], y[i, c], alpha, gamma, c) for i in range(20) for c in range(3)]
+            check_against_mp("binary_focal_loss", loss, mp_vals)
+            cases.append(
+                {
+                    "fn": "binary_focal_loss",
+                    "params": {"alpha": alpha, "gamma": gamma},
+                    "probs": as_list(p),
+                    "labels": as_list(y),
+                    "loss": as_list(loss),
+                    "grad": as_list(grad_of(fn, p)),
+                }
+            )
+    return cases
+
+
+def star_cases(rng: np.random.Generator) -> list[dict]:
+    cases = []
+    for gamma, beta in [(2.0, 1.0), (4.0, 0.0), (1.0, 0.5), (0.5, 1.0)]:
+        for alpha in [None, 0.25]:
+            # gamma * x stays within the reference's exact domain
+            x = logits_mixed(rng, (20, 3), scale=4.0 / gamma, bound=16.0 / gamma)
+            y = labels_mixed(rng, (20, 3))
+            fn = lambda t: reference.sigmoid_focal_loss_star(t, torch.tensor(y), gamma, beta, alpha)  # noqa: E731
+            loss = fn(torch.tensor(x)).numpy()
+            mp_vals = [mp_star(x[i, c], y[i, c], alpha, gamma, beta, c) for i in range(20) for c in range(3)]
+            check_against_mp("sigmoid_focal_loss_star", loss, mp_vals)
+            cases.append(
+                {
+                    "fn": "sigmoid_focal_loss_star",
+                    "params": {"alpha": alpha, "gamma": gamma, "beta": beta},
+                    "logits": as_list(x),
+                    "labels": as_list(y),
+                    "loss": as_list(loss),
+                    "grad": as_list(grad_of(fn, x)),
+                }
+            )
+    return cases
+
+
+ALPHAS_SOFTMAX: list[Any] = [None, 0.25, [0.1, 0.2, 0.3, 0.25, 0.15]]
+
+
+def softmax_cases(rng: np.random.Generator) -> list[dict]:
+    cases = []
+    num_classes = 5
+    for gamma in GAMMAS:
+        for alpha in ALPHAS_SOFTMAX:
+            x = logits_mixed(rng, (24, num_classes), scale=3.0, bound=16.0)
+            t = rng.integers(0, num_classes, 24)
+            a = torch.tensor(alpha, dtype=torch.float64) if isinstance(alpha, list) else alpha
+            fn = lambda z: reference.softmax_focal_loss(z, torch.tensor(t), a, gamma)  # noqa: E731
+            loss = fn(torch.tensor(x)).numpy()
+            onehot = np.eye(num_classes)[t]
+            mp_vals = [mp_softmax_row(list(x[i]), list(onehot[i]), alpha, gamma) for i in range(24)]
+            check_against_mp("softmax_focal_loss", loss, mp_vals)
+            cases.append(
+                {
+                    "fn": "softmax_focal_loss",
+                    "params": {"alpha": alpha, "gamma": gamma},
+                    "logits": as_list(x),
+                    "labels": t.tolist(),
+                    "loss": as_list(loss),
+                    "grad": as_list(grad_of(fn, x)),
+                }
+            )
+    return cases
+
+
+def softmax_soft_cases(rng: np.random.Generator) -> list[dict]:
+    """Probability (soft / one-hot) targets: sum_c q_c alpha_c (1 - p_c)^gamma (-log p_c)."""
+    cases = []
+    num_classes = 5
+    for gamma in [0.0, 0.5, 2.0]:
+        for alpha in ALPHAS_SOFTMAX:
+            x = logits_mixed(rng, (16, num_classes), scale=3.0, bound=12.0)
+            raw = rng.uniform(0, 1, (16, num_classes)) ** 3
+            q = f32(raw / raw.sum(axis=1, keepdims=True))
+            q[:4] = np.eye(num_classes)[rng.integers(0, num_classes, 4)]
+            a = torch.tensor(alpha, dtype=torch.float64) if isinstance(alpha, list) else alpha
+            fn = lambda z: reference.softmax_focal_loss(z, torch.tensor(q), a, gamma)  # noqa: E731
+            loss = fn(torch.tensor(x)).numpy()
+            mp_vals = [mp_softmax_row(list(x[i]), list(q[i]), alpha, gamma) for i in range(16)]
+            check_against_mp("softmax_focal_loss(soft)", loss, mp_vals)
+            cases.append(
+                {
+                    "fn": "softmax_focal_loss_soft",
+                    "params": {"alpha": alpha, "gamma": gamma},
+                    "logits": as_list(x),
+                    "labels": as_list(q),
+                    "loss": as_list(loss),
+                    "grad": as_list(grad_of(fn, x)),
+                }
+            )
+    return cases
+
+
+def main() -> None:
+    rng = np.random.default_rng(SEED)
+    cases = sigmoid_cases(rng) + binary_cases(rng) + star_cases(rng) + softmax_cases(rng) + softmax_soft_cases(rng)
+    for case in cases:
+        for key in ("loss", "grad"):
+            if not all(math.isfinite(v) for v in np.ravel(case[key])):
+                sys.exit(f"non-finite {key} in {case['fn']} {case['params']}")
+    doc = {
+        "description": "focalkit shared test vectors: float64 values of focalkit.reference at float32-exact inputs",
+        "generator": "tests/vectors/generate_vectors.py",
+        "seed": SEED,
+        "torch_version": torch.__version__.split("+")[0],
+        "reference_checked_against": f"mpmath {mp.__version__} at {mp.mp.dps} digits, rtol {REFERENCE_CHECK_RTOL}",
+        "conventions": {
+            "sigmoid_focal_loss": "per element; logits (N, C), labels binary or soft; alpha None, float, or per class"
+            " (length C, class axis 1 = last); grad = d sum(loss) / d logits",
+            "binary_focal_loss": "per element from probabilities (key 'probs')",
+            "sigmoid_focal_loss_star": "per element, FL* with gamma, beta",
+            "softmax_focal_loss": "per row; logits (N, C), integer labels (N,); alpha None, float (multiplies all), or"
+            " per class indexed by the target",
+            "softmax_focal_loss_soft": "per row; labels are class probabilities (N, C)",
+        },
+        "tolerance": TOLERANCE,
+        "cases": cases,
+    }
+    OUT.write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n")
+    n_values = sum(len(np.ravel(c["loss"])) for c in cases)
+    print(f"wrote {OUT} with {len(cases)} cases, {n_values} loss values")
+
+
+if __name__ == "__main__":
+    main()
