@@ -487,3 +487,22 @@ def test_empty_inputs(shape, reduce_sum):
         else:
             want = x.shape if fn is sigmoid_focal_forward else t_shape
             assert loss.shape == want and loss.dtype == torch.float32
+
+
+def test_ignore_index_none_ignores_nothing():
+    # The dispatcher passes ignore_index=None when nothing is ignored; -100 is then an ordinary (out-of-range) value.
+    gen = torch.Generator().manual_seed(23)
+    x = torch.randn(6, 4, generator=gen) * 3
+    t = torch.tensor([0, 4, 3, 1, 4, 2])
+    a = sigmoid_focal_forward(x, t, alpha_pos=None, alpha_neg=None, gamma=2.0, ignore_index=None,
+                              reduce_sum=False, compute_grad=True)
+    y, _ = index_to_dense(t, 4, -100)
+    want_l, want_g = ref_sigmoid(x, y, None, None, 2.0)
+    assert_close(a[0], want_l, *LOSS_TOL, "sigmoid loss")
+    assert_close(a[1], want_g, *GRAD_TOL[torch.float32], "sigmoid grad")
+    ts = t.clamp(max=3)
+    b = softmax_focal_forward(x, ts, weight=None, alpha=None, gamma=2.0, ignore_index=None, reduce_sum=False,
+                              compute_grad=True)
+    want_l, want_g = ref_softmax(x, ts, None, None, 2.0, -100)
+    assert_close(b[0], want_l, *LOSS_TOL, "softmax loss")
+    assert_close(b[1], want_g, *GRAD_TOL[torch.float32], "softmax grad")

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._fused_function import remember_logits, scale_saved_grad
+from ._fused_function import fused_loss
 from ._reduction import finish_reduction
 from ._sigmoid_focal_loss import check_sigmoid_targets
 from ._targets import class_shape, count_elements
@@ -17,7 +17,7 @@ __all__ = ["binary_focal_loss", "binary_focal_forward_torch"]
 
 
 def binary_focal_forward_torch(
-    probs: Tensor, y: Tensor, alpha_pos: Tensor | None, alpha_neg: Tensor | None, gamma: float, compute_grad: bool
+    probs: Tensor, y: Tensor, alpha_pos: Tensor | None, alpha_neg: Tensor | None, gamma: float, *, compute_grad: bool
 ) -> tuple[Tensor, Tensor | None]:
     r"""Per-element focal loss from probabilities and its derivative d loss / d p.
 
@@ -55,23 +55,6 @@ def binary_focal_forward_torch(
         d_bce = (1 - y) / q_hat - y / p_hat
         grad = (weight * (gamma * (1 - 2 * y) * bce_over_u + d_bce)).to(probs.dtype)
     return loss, grad
-
-
-class BinaryFocalFunction(torch.autograd.Function):
-    """Focal loss from probabilities with the closed-form gradient computed in the forward pass."""
-
-    @staticmethod
-    def forward(ctx, probs, y, alpha_pos, alpha_neg, gamma):  # type: ignore[override]
-        loss, grad = binary_focal_forward_torch(probs, y, alpha_pos, alpha_neg, gamma, ctx.needs_input_grad[0])
-        if grad is not None:
-            ctx.save_for_backward(grad)
-            remember_logits(ctx, probs)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_output):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return scale_saved_grad(grad, grad_output, per_row=False, ctx=ctx), None, None, None, None
 
 
 def binary_focal_loss(
@@ -116,7 +99,7 @@ def binary_focal_loss(
         raise type_error("targets", "float targets in [0, 1] of the probabilities' shape", describe(targets))
     check_sigmoid_targets(probs, targets, ignore_index=-100)
     alpha_pos, alpha_neg = sigmoid_alpha(alpha, probs)
-    loss = BinaryFocalFunction.apply(probs, targets, alpha_pos, alpha_neg, gamma)
+    loss = fused_loss(binary_focal_forward_torch, probs, targets, alpha_pos, alpha_neg, gamma)
     if reduction == "none":
         return loss.to(probs.dtype)
     return finish_reduction(

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._fused_function import remember_logits, scale_saved_grad
+from ._fused_function import fused_loss
 from ._reduction import check_normalizer, finish_reduction
 from ._sigmoid_focal_loss import check_sigmoid_targets
 from ._targets import class_shape, count_elements, one_hot_targets
@@ -22,12 +22,12 @@ def _softplus(z: Tensor) -> Tensor:
 def focal_loss_star_forward_torch(
     logits: Tensor,
     targets: Tensor,
-    *,
     alpha_pos: Tensor | None,
     alpha_neg: Tensor | None,
     gamma: float,
     beta: float,
     ignore_index: int | None,
+    *,
     compute_grad: bool,
 ) -> tuple[Tensor, Tensor | None]:
     r"""Per-element FL* and its derivative.
@@ -58,32 +58,6 @@ def focal_loss_star_forward_torch(
     if compute_grad:
         grad = (w_neg * torch.sigmoid(-z_neg) - w_pos * torch.sigmoid(-z_pos)).to(logits.dtype)
     return loss, grad
-
-
-class FocalLossStarFunction(torch.autograd.Function):
-    """FL* with its closed-form gradient computed in the forward pass."""
-
-    @staticmethod
-    def forward(ctx, logits, targets, alpha_pos, alpha_neg, gamma, beta, ignore_index):  # type: ignore[override]
-        loss, grad = focal_loss_star_forward_torch(
-            logits,
-            targets,
-            alpha_pos=alpha_pos,
-            alpha_neg=alpha_neg,
-            gamma=gamma,
-            beta=beta,
-            ignore_index=ignore_index,
-            compute_grad=ctx.needs_input_grad[0],
-        )
-        if grad is not None:
-            ctx.save_for_backward(grad)
-            remember_logits(ctx, logits)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_output):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return scale_saved_grad(grad, grad_output, per_row=False, ctx=ctx), None, None, None, None, None, None
 
 
 def sigmoid_focal_loss_star(
@@ -136,7 +110,7 @@ def sigmoid_focal_loss_star(
     alpha_pos, alpha_neg = sigmoid_alpha(alpha, inputs)
     check_normalizer(normalizer, reduction, sync_normalizer, inputs)
     index_ignore = None if targets.is_floating_point() else ignore_index
-    loss = FocalLossStarFunction.apply(inputs, targets, alpha_pos, alpha_neg, gamma, beta, index_ignore)
+    loss = fused_loss(focal_loss_star_forward_torch, inputs, targets, alpha_pos, alpha_neg, gamma, beta, index_ignore)
     if reduction == "none":
         return loss.to(inputs.dtype)
     return finish_reduction(

@@ -35,6 +35,35 @@ class _RaiseOnDoubleBackward(torch.autograd.Function):
         raise RuntimeError(DOUBLE_BACKWARD_MESSAGE)
 
 
+class FusedLossFunction(torch.autograd.Function):
+    """Loss whose back-end returns (loss, d loss / d logits) in one pass; saves only that gradient.
+
+    ``forward_fn(logits, *args, compute_grad=bool) -> (loss, grad | None)`` is any back-end function of the kernel
+    contract (``docs/CONTRACT.md``), called with positional arguments. ``per_row`` says the loss reduced the class
+    dim 1 (softmax), which the chain rule needs to broadcast the incoming gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, forward_fn, per_row, logits, *args):  # type: ignore[override]
+        loss, grad = forward_fn(logits, *args, compute_grad=ctx.needs_input_grad[2])
+        if grad is not None:
+            ctx.save_for_backward(grad)
+            remember_logits(ctx, logits)
+        ctx.per_row = per_row
+        ctx.num_args = len(args)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return (None, None, scale_saved_grad(grad, grad_output, ctx.per_row, ctx), *([None] * ctx.num_args))
+
+
+def fused_loss(forward_fn, logits: Tensor, *args, per_row: bool = False) -> Tensor:
+    """Apply :class:`FusedLossFunction`: the loss of ``forward_fn(logits, *args)``, differentiable w.r.t. logits."""
+    return FusedLossFunction.apply(forward_fn, per_row, logits, *args)
+
+
 def remember_logits(ctx, logits: Tensor) -> None:
     """Keep a weak reference to the logits (no memory cost) to attach the double-backward error to them."""
     if not torch.compiler.is_compiling():

@@ -35,14 +35,14 @@ from ._targets import class_shape, one_hot_targets
 def sigmoid_focal_forward_torch(
     logits: Tensor,
     targets: Tensor,
-    *,
     alpha_pos: Tensor | None,
     alpha_neg: Tensor | None,
     gamma: float,
     ignore_index: int | None,
     reduce_sum: bool,
-    compute_grad: bool,
     pos_weight: Tensor | None = None,
+    *,
+    compute_grad: bool,
 ) -> tuple[Tensor, Tensor | None]:
     """Per-element sigmoid focal loss and its derivative, following the kernel contract.
 

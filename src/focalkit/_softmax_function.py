@@ -1,6 +1,7 @@
 """Differentiable softmax focal loss: the autograd Function over the back-end and the single entry points.
 
-``softmax_focal_differentiable`` (class-index targets) saves only the gradient computed in the forward pass.
+``softmax_focal_differentiable`` (class-index targets) saves only the gradient computed in the forward pass
+(:class:`~focalkit._fused_function.FusedLossFunction`).
 ``soft_softmax_focal_differentiable`` (probability targets, label smoothing) recomputes its log-space formula in the
 backward pass through ``torch.utils.checkpoint``, so that only the logits and the targets are kept.
 """
@@ -11,34 +12,8 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from ._fused_function import remember_logits, scale_saved_grad
+from ._fused_function import fused_loss
 from ._softmax_math import soft_softmax_focal_rows, softmax_focal_forward_torch
-
-
-class SoftmaxFocalFunction(torch.autograd.Function):
-    """Softmax focal loss (class-index targets) with the closed-form gradient computed in the forward pass."""
-
-    @staticmethod
-    def forward(ctx, logits, targets, weight, alpha, gamma, ignore_index, reduce_sum):  # type: ignore[override]
-        loss, grad = softmax_focal_forward_torch(
-            logits,
-            targets,
-            weight=weight,
-            alpha=alpha,
-            gamma=gamma,
-            ignore_index=ignore_index,
-            reduce_sum=reduce_sum,
-            compute_grad=ctx.needs_input_grad[0],
-        )
-        if grad is not None:
-            ctx.save_for_backward(grad)
-            remember_logits(ctx, logits)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_output):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return scale_saved_grad(grad, grad_output, per_row=True, ctx=ctx), None, None, None, None, None, None
 
 
 def softmax_focal_differentiable(

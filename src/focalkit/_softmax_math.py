@@ -34,12 +34,12 @@ def _rows_view(logits: Tensor) -> Tensor:
 def softmax_focal_forward_torch(
     logits: Tensor,
     targets: Tensor,
-    *,
     weight: Tensor | None,
     alpha: Tensor | None,
     gamma: float,
     ignore_index: int | None,
     reduce_sum: bool,
+    *,
     compute_grad: bool,
 ) -> tuple[Tensor, Tensor | None]:
     """Per-row softmax focal loss for class-index targets and its gradient, following the kernel contract.

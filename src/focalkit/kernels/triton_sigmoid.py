@@ -38,6 +38,7 @@ Reference:
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -50,6 +51,8 @@ __all__ = ["sigmoid_focal_forward"]
 # large tile also means fewer Python-level program launches.
 _TILE = 2048
 _NUM_WARPS = 8
+# ignore_index=None (no column ignored) is passed as the smallest int64, which no valid target can equal.
+_NO_IGNORE = -(2**63)
 
 
 def _next_pow2(n: int) -> int:
@@ -178,6 +181,11 @@ def _sigmoid_focal_fwd_kernel(
         tl.store(grad_ptr + out_off, grad.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
+def _device_guard(t: torch.Tensor):
+    """Launch on the tensor's GPU (Triton launches on the current device); no-op for CPU tensors (interpreter)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
 def _ncs(shape: torch.Size) -> tuple[int, int, int]:
     n = shape[0] if len(shape) >= 1 else 1
     c = shape[1] if len(shape) >= 2 else 1
@@ -192,7 +200,7 @@ def sigmoid_focal_forward(
     alpha_pos: torch.Tensor | None,
     alpha_neg: torch.Tensor | None,
     gamma: float,
-    ignore_index: int,
+    ignore_index: int | None,
     reduce_sum: bool,
     compute_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -207,7 +215,7 @@ def sigmoid_focal_forward(
         alpha_pos, alpha_neg: float32 tensors of shape (C,) on the logits' device, or None (weight 1).
             ``a_t = alpha_pos[c] y + alpha_neg[c] (1 - y)``.
         gamma: focusing parameter, >= 0.
-        ignore_index: class index of ignored columns (index targets only).
+        ignore_index: class index of ignored columns (index targets only); None: nothing is ignored.
         reduce_sum: return the 0-d float32 sum instead of per-element losses. Deterministic: one fp32 partial per
             program, then a fixed-size ``torch.sum`` (float64 accumulation) of the partials; no atomics.
         compute_grad: also return d loss_i / d x_i. When False no gradient work is compiled in.
@@ -259,34 +267,37 @@ def sigmoid_focal_forward(
         loss_buf = torch.empty((n, c, s), dtype=torch.float32, device=device)
     grad = torch.empty((n, c, s), dtype=logits.dtype, device=device) if compute_grad else None
 
-    _sigmoid_focal_fwd_kernel[grid](
-        x3,
-        y3,
-        alpha_pos if alpha_pos is not None else x3,
-        alpha_neg if alpha_neg is not None else x3,
-        loss_buf,
-        grad if grad is not None else loss_buf,
-        n,
-        c,
-        s,
-        *x3.stride(),
-        syn,
-        syc,
-        sys_,
-        float(gamma),
-        int(ignore_index),
-        n_cblocks,
-        n_sblocks,
-        INDEX_TARGETS=index_targets,
-        HAS_APOS=alpha_pos is not None,
-        HAS_ANEG=alpha_neg is not None,
-        REDUCE=bool(reduce_sum),
-        COMPUTE_GRAD=bool(compute_grad),
-        BLOCK_N=block_n,
-        BLOCK_C=block_c,
-        BLOCK_S=block_s,
-        num_warps=_NUM_WARPS,
-    )
+    alpha_pos = alpha_pos.contiguous() if alpha_pos is not None else None
+    alpha_neg = alpha_neg.contiguous() if alpha_neg is not None else None
+    with _device_guard(logits):
+        _sigmoid_focal_fwd_kernel[grid](
+            x3,
+            y3,
+            alpha_pos if alpha_pos is not None else x3,
+            alpha_neg if alpha_neg is not None else x3,
+            loss_buf,
+            grad if grad is not None else loss_buf,
+            n,
+            c,
+            s,
+            *x3.stride(),
+            syn,
+            syc,
+            sys_,
+            float(gamma),
+            _NO_IGNORE if ignore_index is None else int(ignore_index),
+            n_cblocks,
+            n_sblocks,
+            INDEX_TARGETS=index_targets,
+            HAS_APOS=alpha_pos is not None,
+            HAS_ANEG=alpha_neg is not None,
+            REDUCE=bool(reduce_sum),
+            COMPUTE_GRAD=bool(compute_grad),
+            BLOCK_N=block_n,
+            BLOCK_C=block_c,
+            BLOCK_S=block_s,
+            num_warps=_NUM_WARPS,
+        )
 
     if reduce_sum:
         loss = loss_buf.sum(dtype=torch.float64).to(torch.float32)

@@ -38,7 +38,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_sigmoid import _log1p, _ncs, _next_pow2
+from .triton_sigmoid import _NO_IGNORE, _device_guard, _log1p, _ncs, _next_pow2
 
 __all__ = ["softmax_focal_forward"]
 
@@ -121,7 +121,6 @@ def _softmax_focal_fwd_kernel(
 
     # Row quantities, shape [BN, 1, BS].
     e_t = tl.exp(x_t - m)
-    s_oth = s_all - e_t
     log_s = tl.log(s_all)
     ratio = s_oth / tl.where(e_t > 0.0, e_t, 1.0)
     log_pt = tl.where(e_t >= s_oth, -_log1p(tl.minimum(ratio, 1.0)), (x_t - m) - log_s)
@@ -178,7 +177,7 @@ def softmax_focal_forward(
     weight: torch.Tensor | None,
     alpha: torch.Tensor | None,
     gamma: float,
-    ignore_index: int,
+    ignore_index: int | None,
     reduce_sum: bool,
     compute_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -191,7 +190,7 @@ def softmax_focal_forward(
             [0, C)) marks a row with 0 loss and 0 gradient.
         weight, alpha: float32 tensors of shape (C,) on the logits' device, or None (1).
         gamma: focusing parameter, >= 0.
-        ignore_index: target value of ignored rows.
+        ignore_index: target value of ignored rows; None: none (values outside [0, C) still give 0).
         reduce_sum: return the 0-d float32 sum of row losses instead of the (N, *spatial) losses. Deterministic:
             one fp32 partial per program, then a fixed-size ``torch.sum`` (float64 accumulation); no atomics.
         compute_grad: also return d loss_row / d logits. When False no gradient work is compiled in.
@@ -232,31 +231,34 @@ def softmax_focal_forward(
         loss_buf = torch.empty((n, s), dtype=torch.float32, device=device)
     grad = torch.empty((n, c, s), dtype=logits.dtype, device=device) if compute_grad else None
 
-    _softmax_focal_fwd_kernel[grid](
-        x3,
-        t2,
-        weight if weight is not None else x3,
-        alpha if alpha is not None else x3,
-        loss_buf,
-        grad if grad is not None else loss_buf,
-        n,
-        c,
-        s,
-        *x3.stride(),
-        *t2.stride(),
-        float(gamma),
-        int(ignore_index),
-        n_sblocks,
-        HAS_WEIGHT=weight is not None,
-        HAS_ALPHA=alpha is not None,
-        REDUCE=bool(reduce_sum),
-        COMPUTE_GRAD=bool(compute_grad),
-        ONE_TILE=_next_pow2(c) <= block_c,
-        BLOCK_N=block_n,
-        BLOCK_C=block_c,
-        BLOCK_S=block_s,
-        num_warps=_NUM_WARPS,
-    )
+    weight = weight.contiguous() if weight is not None else None
+    alpha = alpha.contiguous() if alpha is not None else None
+    with _device_guard(logits):
+        _softmax_focal_fwd_kernel[grid](
+            x3,
+            t2,
+            weight if weight is not None else x3,
+            alpha if alpha is not None else x3,
+            loss_buf,
+            grad if grad is not None else loss_buf,
+            n,
+            c,
+            s,
+            *x3.stride(),
+            *t2.stride(),
+            float(gamma),
+            _NO_IGNORE if ignore_index is None else int(ignore_index),
+            n_sblocks,
+            HAS_WEIGHT=weight is not None,
+            HAS_ALPHA=alpha is not None,
+            REDUCE=bool(reduce_sum),
+            COMPUTE_GRAD=bool(compute_grad),
+            ONE_TILE=_next_pow2(c) <= block_c,
+            BLOCK_N=block_n,
+            BLOCK_C=block_c,
+            BLOCK_S=block_s,
+            num_warps=_NUM_WARPS,
+        )
 
     if reduce_sum:
         loss = loss_buf.sum(dtype=torch.float64).to(torch.float32)
