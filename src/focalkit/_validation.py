@@ -156,8 +156,8 @@ def class_vector(name: str, value: object, logits: Tensor, *, check_unit_range: 
 def check_unit_interval_values(name: str, tensor: Tensor) -> None:
     """Values in [0, 1] (when value checks run for this tensor)."""
     if value_checks_enabled(tensor) and tensor.numel() > 0:
-        low, high = torch.aminmax(tensor.detach())
-        if bool(low < 0) or bool(high > 1) or bool(torch.isnan(tensor).any()):
+        low, high = torch.aminmax(tensor.detach())  # one pass; NaN propagates into low and high
+        if not (bool(low >= 0) and bool(high <= 1)):
             raise argument_error(
                 name, "values in [0, 1]", f"values in [{float(low):.6g}, {float(high):.6g}] ({describe(tensor)})"
             )
@@ -166,6 +166,9 @@ def check_unit_interval_values(name: str, tensor: Tensor) -> None:
 def check_class_indices(name: str, target: Tensor, low: int, high: int, ignore_index: int | None) -> None:
     """Class indices in [low, high] or equal to ignore_index (when value checks run for this tensor)."""
     if not value_checks_enabled(target) or target.numel() == 0:
+        return
+    smallest, largest = torch.aminmax(target)  # one pass; the detailed search below runs only on failure
+    if bool(smallest >= low) and bool(largest <= high):
         return
     bad = (target < low) | (target > high)
     if ignore_index is not None:
