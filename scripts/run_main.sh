@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh "demo,plots"
-exec .venv/bin/focalkit curves --out out/curves "$@"
+exec .venv/bin/focalkit demo --out out/demo --force "$@"

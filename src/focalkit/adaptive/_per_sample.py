@@ -69,7 +69,7 @@ def per_sample_focal_loss(
       reduction: ``"none"`` -> (N,), ``"sum"``, or ``"mean"`` (sum / N).
 
     Returns:
-      float32 loss.
+      float32 loss (float64 for float64 logits).
 
     Example:
       >>> import torch
@@ -84,8 +84,9 @@ def per_sample_focal_loss(
     _check(logits, target)
     if reduction not in _REDUCTIONS:
         raise invalid_arg(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
-    x = logits.float()
-    g = torch.as_tensor(gamma, dtype=torch.float32).detach().expand(x.shape[0])
+    # fp16 / bf16 are computed in fp32; fp32 and fp64 keep their precision.
+    x = logits if logits.dtype == torch.float64 else logits.float()
+    g = torch.as_tensor(gamma).detach().to(x.dtype).expand(x.shape[0])
     lse = torch.logsumexp(x, dim=1)
     log_pt = x.gather(1, target[:, None]).squeeze(1) - lse
     others = x.scatter(1, target[:, None], float("-inf"))
@@ -95,7 +96,7 @@ def per_sample_focal_loss(
     log_mod = torch.where(g >= 0, magnitude * log1m_pt, magnitude * torch.log1p(torch.exp(log_pt)))
     loss = -torch.exp(log_mod) * log_pt
     if weight is not None:
-        loss = loss * torch.as_tensor(weight, dtype=torch.float32)[target]
+        loss = loss * torch.as_tensor(weight).to(x.dtype)[target]
     if reduction == "sum":
         return loss.sum()
     if reduction == "mean":

@@ -5,8 +5,8 @@
     \\gamma(p_t) = \\begin{cases} 5 & p_t < 0.2 \\\\ 3 & p_t \\ge 0.2 \\end{cases}, \\qquad
     \\mathrm{FL}(p_t) = -(1 - p_t)^{\\gamma(p_t)} \\log p_t
 
-Mukhoti et al. choose the threshold 0.2 from their analysis of the focal-loss gradient: for :math:`p_t` below it a larger
-gamma keeps the gradient of hard samples close to cross-entropy's while gamma 3 damps over-confidence above it.
+Mukhoti et al. derive the threshold and the two gammas from a comparison of the focal-loss gradient with
+cross-entropy's; the values here are theirs.
 Stateless: both training-loop hooks are no-ops.
 
 References:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import replace
 
 __all__ = ["add_demo_arguments", "run_demo", "add_compare_arguments", "run_compare"]
 
@@ -33,7 +34,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help="imbalance factors of the digits task (default 10 50 100)")
     parser.add_argument("--out", default=None, help="report folder to create (Markdown + PNG)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it exists")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="run in one process with this many torch threads (default: 2 worker processes "
+                             "of 1 thread for the full runs, 1 process of 1 thread for --quick)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -50,7 +53,8 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of folds, initialisation and search")
     parser.add_argument("--out", default=None, help="report folder to create (Markdown + PNG)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it exists")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="torch intra-op threads (default 1: faster for these small models)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -59,15 +63,14 @@ def _fail(command: str, exc: Exception) -> int:
     return 2
 
 
+def _missing(command: str, exc: ImportError) -> int:
+    print(f"focalkit {command}: error: an optional dependency is missing ({exc}); install the demo extra: "
+          "pip install 'focalkit[demo]'", file=sys.stderr)
+    return 2
+
+
 def _command_line(command: str) -> str:
     return "focalkit " + command + " " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
-
-
-def _threads(args) -> None:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -78,20 +81,22 @@ def run_demo(args: argparse.Namespace) -> int:
 
     try:
         out = check_out_dir(args.out, args.force)
-        _threads(args)
         if args.task == "detection":
             from .detection import DEFAULT_DETECTION, QUICK_DETECTION, run_detection_demo
 
             cfg = QUICK_DETECTION if args.quick else DEFAULT_DETECTION
             if args.seeds is not None:
                 cfg = cfg.with_seeds(args.seeds)
-            run_detection_demo(cfg, out, progress=not args.no_progress, command=_command_line("demo"))
+            if args.threads is not None:  # an explicit thread count: one process using that many threads
+                cfg = replace(cfg, workers=1)
+            run_detection_demo(cfg, out, progress=not args.no_progress, command=_command_line("demo"),
+                               threads=args.threads)
             return 0
-        from dataclasses import replace
-
         from .classification import DEFAULT, QUICK, run_digits_demo
 
         cfg = QUICK if args.quick else DEFAULT
+        if args.threads is not None:  # an explicit thread count: one process using that many threads
+            cfg = replace(cfg, workers=1)
         if args.seeds is not None:
             cfg = replace(cfg, seeds=args.seeds)
         if args.imbalance is not None:
@@ -101,10 +106,13 @@ def run_demo(args: argparse.Namespace) -> int:
             cfg = replace(cfg, imbalances=tuple(args.imbalance))
         if cfg.seeds < 2:
             raise focalkit.InvalidArgumentError(f"--seeds: expected at least 2 (for a spread), got {cfg.seeds}")
-        run_digits_demo(cfg, out, progress=not args.no_progress, command=_command_line("demo"))
+        run_digits_demo(cfg, out, progress=not args.no_progress, command=_command_line("demo"),
+                        threads=args.threads)
         return 0
     except focalkit.FocalKitError as exc:
         return _fail("demo", exc)
+    except ImportError as exc:
+        return _missing("demo", exc)
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -115,13 +123,14 @@ def run_compare(args: argparse.Namespace) -> int:
 
     try:
         out = check_out_dir(args.out, args.force)
-        _threads(args)
         from .compare import CompareConfig, run_compare_file
 
         cfg = CompareConfig(folds=args.folds, epochs=args.epochs, tune=args.tune, trials=args.trials,
                             seed=args.seed)
         run_compare_file(args.data, args.target, cfg, out, progress=not args.no_progress,
-                         command=_command_line("compare"))
+                         command=_command_line("compare"), threads=args.threads)
         return 0
     except focalkit.FocalKitError as exc:
         return _fail("compare", exc)
+    except ImportError as exc:
+        return _missing("compare", exc)

@@ -29,25 +29,60 @@ class LossRuns:
         return np.array([m[metric] for m in self.metrics])
 
 
+def _run_one(task):
+    """One (split, loss) training run; top level so that a spawned worker process can import it."""
+    seed, split, name, config, params, threads = task
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    res = train_classifier(name, split.x_train, split.y_train, split.x_val, split.y_val, split.x_test,
+                           split.num_classes, seed, config, params)
+    tail = tail_classes(split.train_counts)
+    return (classification_metrics(split.y_test, res.probs, tail),
+            per_class_recall(split.y_test, res.probs.argmax(1), split.num_classes),
+            reliability_curve(res.probs, split.y_test), res.train_loss, res.val_bacc, res.diverged)
+
+
 def run_losses(splits: list[tuple[int, DataSplit]], losses: tuple[str, ...], config: TrainConfig,
-               progress=None, loss_params: dict[str, dict] | None = None) -> dict[str, LossRuns]:
+               progress=None, loss_params: dict[str, dict] | None = None, workers: int = 1) -> dict[str, LossRuns]:
     """Train every loss on every (seed, split) pair. ``progress`` (optional) gets ``update(1)`` after each run.
 
-    Tail classes are the ceil(C/3) rarest classes of each split's training set.
+    ``workers`` > 1 runs them in that many spawned processes of one torch thread each (results are identical to a
+    serial run: every run is seeded on its own); if the processes cannot start (e.g. a script without an
+    ``if __name__ == "__main__":`` guard) the runs fall back to serial. Tail classes are the ceil(C/3) rarest classes
+    of each split's training set.
     """
-    out = {name: LossRuns(name) for name in losses}
-    for seed, split in splits:
-        tail = tail_classes(split.train_counts)
-        for name in losses:
-            res = train_classifier(name, split.x_train, split.y_train, split.x_val, split.y_val, split.x_test,
-                                   split.num_classes, seed, config, (loss_params or {}).get(name))
-            runs = out[name]
-            runs.metrics.append(classification_metrics(split.y_test, res.probs, tail))
-            runs.recall.append(per_class_recall(split.y_test, res.probs.argmax(1), split.num_classes))
-            runs.reliability.append(reliability_curve(res.probs, split.y_test))
-            runs.train_loss.append(res.train_loss)
-            runs.val_bacc.append(res.val_bacc)
-            runs.diverged.append(res.diverged)
+    tasks = [(seed, split, name, config, (loss_params or {}).get(name), 1 if workers > 1 else None)
+             for seed, split in splits for name in losses]
+    results: dict[int, tuple] = {}
+    if workers > 1 and len(tasks) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(_run_one, t): k for k, t in enumerate(tasks)}
+                for f in as_completed(futures):
+                    results[futures[f]] = f.result()
+                    if progress is not None:
+                        progress.update(1)
+        except BrokenProcessPool:
+            results = {}
+    for k, t in enumerate(tasks):
+        if k not in results:
+            results[k] = _run_one(t)
             if progress is not None:
                 progress.update(1)
+    out = {name: LossRuns(name) for name in losses}
+    for k, (seed, split, name, *_rest) in enumerate(tasks):
+        metrics, recall, reliability, train_loss, val_bacc, diverged = results[k]
+        runs = out[name]
+        runs.metrics.append(metrics)
+        runs.recall.append(recall)
+        runs.reliability.append(reliability)
+        runs.train_loss.append(train_loss)
+        runs.val_bacc.append(val_bacc)
+        runs.diverged.append(diverged)
     return out

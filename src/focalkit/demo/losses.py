@@ -14,7 +14,8 @@ name               definition
 ``sigmoid_focal``  sigmoid focal loss over one-hot targets, alpha = 0.25, gamma = 2, prior bias pi = 0.01
 ``cb_focal``       softmax focal loss, gamma = 2, alpha = class-balanced weights with beta = 0.9999 (Cui et al.)
 ``flsd53``         FLSD-53 (Mukhoti et al. 2020)
-``adafocal``       AdaFocal (Ghosh et al. 2022), 15 bins, gamma_0 = 1, lambda = 1, on the validation set
+``adafocal``       AdaFocal (Ghosh et al. 2022), 15 bins (fewer only when the validation set has fewer than
+                   15 rows), gamma_0 = 1, lambda = 1, on the validation set
 ``automated``      automated focal loss (Weber et al. 2019), momentum 0.95
 =================  =========================================================================================
 
@@ -132,7 +133,7 @@ def make_loss(name: str, counts: np.ndarray, **overrides: Any):
     if name == "flsd53":
         return adaptive.FLSD53Loss(), None
     if name == "adafocal":
-        return adaptive.AdaFocalLoss(), None
+        return adaptive.AdaFocalLoss(num_bins=int(p.get("num_bins", 15))), None
     if name == "automated":
         return adaptive.AutomatedFocalLoss(), None
     raise AssertionError(name)  # pragma: no cover

@@ -48,7 +48,10 @@ def train_classifier(loss_name: str, x_train: np.ndarray, y_train: np.ndarray, x
     spec = LOSSES[loss_name]
     counts = np.bincount(y_train, minlength=num_classes)
     torch.manual_seed(seed)
-    loss_fn, init_bias = make_loss(loss_name, counts, **(loss_params or {}))
+    params = dict(loss_params or {})
+    if loss_name == "adafocal":
+        params.setdefault("num_bins", min(15, len(y_val)))
+    loss_fn, init_bias = make_loss(loss_name, counts, **params)
     model = MLP(x_train.shape[1], num_classes, hidden=config.hidden, init_bias=init_bias)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     xt, yt = torch.as_tensor(x_train), torch.as_tensor(y_train)
