@@ -42,7 +42,9 @@ def binary_focal_forward_torch(
     one_minus_p = 1 - p
     p_hat = p.clamp_min(tiny)
     q_hat = one_minus_p.clamp_min(tiny)
-    bce = -(y * torch.log(p_hat) + (1 - y) * torch.log(q_hat))
+    # log(1 - p) as log1p(-p): exact for small p, where log of the rounded 1 - p is off by up to 1e-2 relative
+    log_q = torch.where(one_minus_p >= tiny, torch.log1p(-p.clamp_max(1 - tiny)), torch.log(q_hat))
+    bce = -(y * torch.log(p_hat) + (1 - y) * log_q)
     u = p * (1 - y) + one_minus_p * y
     weight = u.pow(gamma)
     if alpha_pos is not None and alpha_neg is not None:

@@ -16,7 +16,8 @@ with w_t = alpha[t] * weight[t]. No (1 - p_t)^(gamma - 1) factor appears, so the
 gamma >= 0.
 
 Soft targets (class probabilities or label smoothing) use :func:`soft_softmax_focal_rows`, a log-space formula
-differentiated by autograd: sum_c q_c w_c (1 - p_c)^gamma (-log p_c), with log(1 - p_c) = log S'_c - log S.
+differentiated by autograd: sum_c q_c w_c (1 - p_c)^gamma (-log p_c), with log(1 - p_c) = log S'_c - log S and
+log S = log1p(S'_argmax), so that both stay accurate when one class dominates.
 """
 
 from __future__ import annotations
@@ -68,12 +69,14 @@ def softmax_focal_forward_torch(
     valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
     t_safe = torch.where(valid, t, torch.zeros_like(t))
 
-    m = x.amax(dim=1, keepdim=True)
+    m, top = x.max(dim=1, keepdim=True)
     e = torch.exp(x - m)
     others = torch.arange(c, device=x.device).view(1, c, 1) != t_safe
     s_total = e.sum(dim=1, keepdim=True)
     s_others = (e * others).sum(dim=1, keepdim=True)  # S', accumulated directly
-    log_p = x.gather(1, t_safe) - m - torch.log(s_total)
+    # log S = log1p(sum of the terms other than the arg-max's exp(0) = 1): keeps -log p_t accurate when p_t -> 1
+    log_s = torch.log1p(e.scatter(1, top, torch.zeros_like(top, dtype=e.dtype)).sum(dim=1, keepdim=True))
+    log_p = x.gather(1, t_safe) - m - log_s
     p_t = torch.exp(log_p)
     u = s_others / s_total
     row_weight = u.pow(gamma) * valid
@@ -113,15 +116,18 @@ def soft_softmax_focal_rows(logits: Tensor, q: Tensor, class_weight: Tensor | No
     """
     x = _rows_view(logits)
     qv = q.to(x.dtype).reshape(x.shape)
-    log_p = torch.log_softmax(x, dim=1)
     m = x.amax(dim=1, keepdim=True).detach()
     e = torch.exp(x - m)
     s_total = e.sum(dim=1, keepdim=True)
     top = x.argmax(dim=1, keepdim=True)
     s_others_top = e.scatter(1, top, torch.zeros_like(top, dtype=e.dtype)).sum(dim=1, keepdim=True)
+    # log S = log1p(S'_top + (e_top - 1)): e_top - 1 is exactly 0 but carries the arg-max's derivative; log1p keeps
+    # -log p accurate when the arg-max's p -> 1 (log_softmax's log S rounds to 0 there).
+    log_s = torch.log1p(s_others_top + (e.gather(1, top) - 1))
+    log_p = (x - m) - log_s
     s_others = (s_total - e).scatter(1, top, s_others_top)
     tiny = torch.finfo(x.dtype).tiny
-    log_u = torch.log(s_others.clamp_min(tiny)) - torch.log(s_total)
+    log_u = torch.log(s_others.clamp_min(tiny)) - log_s
     term = -torch.exp(gamma * log_u) * log_p
     if class_weight is not None:
         term = term * class_weight.to(x.dtype).view(1, -1, 1)

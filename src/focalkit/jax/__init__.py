@@ -1,0 +1,19 @@
+"""JAX front-end of focalkit: pure, per-element focal losses in optax's style.
+
+Import it explicitly (``import focalkit.jax``); ``import focalkit`` never imports JAX. Every function returns
+unreduced losses (per element, or per example for the softmax form), takes its hyper-parameters as keyword-only
+static Python numbers, and has the same numerics and semantics as the PyTorch core (checked against shared float64
+test vectors). Gradients are closed forms supplied through ``jax.custom_jvp``, so ``grad``, ``jacfwd``, ``hessian``,
+``jit`` and ``vmap`` all work.
+
+Reference:
+    T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
+    arXiv:1708.02002.
+"""
+
+from focalkit.jax._binary import binary_focal_loss
+from focalkit.jax._sigmoid import sigmoid_focal_loss
+from focalkit.jax._softmax import softmax_focal_loss
+from focalkit.jax._star import sigmoid_focal_loss_star
+
+__all__ = ["binary_focal_loss", "sigmoid_focal_loss", "sigmoid_focal_loss_star", "softmax_focal_loss"]

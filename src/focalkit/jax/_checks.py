@@ -34,17 +34,21 @@ def check_scalar(name: str, value: Any) -> float:
     return v
 
 
-def check_alpha(alpha: Any) -> Any:
-    """Normalise ``alpha``: None (or a negative number, the core's "disabled") -> None; a number in [0, 1] -> float;
-    anything else is taken as an array (per-class weights along the last axis) and returned as a jax array."""
+def check_alpha(alpha: Any, *, negative_disables: bool = True) -> Any:
+    """Normalise ``alpha``: None (or, for the sigmoid family, a negative number: the core's "disabled") -> None;
+    a number in [0, 1] -> float; anything else is taken as an array (per-class weights) and returned as a jax array.
+    """
     if alpha is None:
         return None
     if isinstance(alpha, bool):
         raise type_error("alpha", "None, a number in [0, 1] or an array of per-class weights", "bool")
     if isinstance(alpha, Real):
         a = float(alpha)
-        if math.isnan(a) or a > 1:
-            raise argument_error("alpha", "None, a negative number (disabled) or a number in [0, 1]", alpha)
+        if math.isnan(a) or a > 1 or (a < 0 and not negative_disables):
+            expected = "None, a negative number (disabled) or a number in [0, 1]" if negative_disables else (
+                "None or a number in [0, 1]"
+            )
+            raise argument_error("alpha", expected, alpha)
         return None if a < 0 else a
     if isinstance(alpha, (list, tuple, np.ndarray)) or hasattr(alpha, "dtype"):
         arr = jnp.asarray(alpha)

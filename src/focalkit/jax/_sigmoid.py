@@ -10,11 +10,11 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from focalkit.jax._checks import check_alpha, check_gamma, float_labels, float_logits
+from focalkit.jax._stable import TINY as _TINY
+from focalkit.jax._stable import sigmoid as _sigmoid
 
 __all__ = ["sigmoid_focal_loss"]
 
-# Below this, 1 - p_t is taken from log space: pow(u, gamma) would lose its derivative (u**(gamma - 1) overflows).
-_TINY = 1e-30
 
 
 def _log_u(log_p: jnp.ndarray, log_q: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
@@ -27,8 +27,8 @@ def _log_u(log_p: jnp.ndarray, log_q: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarra
 
 def _terms(x: jnp.ndarray, y: jnp.ndarray, gamma: float, with_grads: bool) -> tuple[Any, ...]:
     """Unweighted focal loss u^g CE and, if asked, its partial derivatives in x and in y (FOCAL_LOSS_FACTS forms)."""
-    p = jax.nn.sigmoid(x)
-    q = jax.nn.sigmoid(-x)  # 1 - p without cancellation
+    p = _sigmoid(x)
+    q = _sigmoid(-x)  # 1 - p without cancellation
     # max(x, 0) - x y + log1p(exp(-|x|)), written per sign so that autodiff of it (the Hessian) is exact at x = 0.
     ce = jnp.where(x >= 0, x * (1 - y) + jax.nn.softplus(-x), jax.nn.softplus(x) - x * y)
     if gamma == 0.0:

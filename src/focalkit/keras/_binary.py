@@ -1,0 +1,160 @@
+"""Binary focal loss for Keras 3: ``binary_focal_loss`` and ``BinaryFocalLoss``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from focalkit.keras._checks import check_alpha, check_class_count, check_gamma, check_label_smoothing
+from focalkit.keras._math import binary_terms_from_probs, sigmoid_terms
+
+__all__ = ["BinaryFocalLoss", "binary_focal_loss"]
+
+
+def _tiny(dtype: Any) -> float:
+    return float(np.finfo(keras.backend.standardize_dtype(dtype)).tiny)
+
+
+def _compute_float(y_pred: Any) -> Any:
+    y_pred = ops.convert_to_tensor(y_pred)
+    dtype = keras.backend.standardize_dtype(y_pred.dtype)
+    if dtype in ("float16", "bfloat16"):
+        return ops.cast(y_pred, "float32"), dtype
+    if not dtype.startswith("float"):
+        return ops.cast(y_pred, keras.backend.floatx()), keras.backend.floatx()
+    return y_pred, dtype
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+def binary_focal_loss(
+    y_true: Any,
+    y_pred: Any,
+    gamma: float = 2.0,
+    alpha: float | list[float] | None = 0.25,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Any:
+    r"""Binary (sigmoid) focal loss, averaged over ``axis`` like ``keras.losses.binary_crossentropy``.
+
+    .. math::
+        p_t = p y + (1 - p)(1 - y),\quad
+        \mathrm{FL} = \alpha_t (1 - p_t)^\gamma\, \mathrm{BCE}(p, y),\quad \alpha_t = \alpha y + (1 - \alpha)(1 - y).
+
+    With ``from_logits=True`` it is computed in log space from the logits (exact for all finite logits, gradient
+    finite for every ``gamma >= 0``). With probabilities no clipping is applied (Keras clips at 1e-7); only a
+    probability that has underflowed to 0 or rounded to 1 is clamped at the dtype's smallest normal number inside the
+    logarithm, exactly as ``focalkit.binary_focal_loss`` does. float16/bfloat16 inputs are computed in float32.
+
+    Args:
+        y_true: binary or soft targets in ``[0, 1]``, shape ``(batch, ..., d)``.
+        y_pred: probabilities or logits, same shape.
+        gamma: focusing parameter ``>= 0``.
+        alpha: None (off; also a negative number), a number in ``[0, 1]`` weighting positives, or per-class values
+            along the last axis (length ``d``).
+        from_logits: whether ``y_pred`` holds logits.
+        label_smoothing: squeezes targets towards 0.5: ``y (1 - s) + s / 2``, as Keras does.
+        axis: the axis averaged over.
+
+    Returns:
+        Losses of shape ``(batch, ...)`` (``axis`` reduced by a mean).
+
+    Example:
+        >>> import numpy as np
+        >>> from focalkit.keras import binary_focal_loss
+        >>> loss = binary_focal_loss(np.array([[0.0, 1.0]]), np.array([[0.6, 0.4]]), gamma=2.0)
+
+    References:
+        T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
+        arXiv:1708.02002.
+    """
+    gamma = check_gamma(gamma)
+    alpha = check_alpha(alpha, negative_disables=True)
+    label_smoothing = check_label_smoothing(label_smoothing)
+    y_pred, in_dtype = _compute_float(y_pred)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        loss = sigmoid_terms(y_pred, y_true, gamma)
+    else:
+        loss = binary_terms_from_probs(y_pred, y_true, gamma, _tiny(in_dtype))
+    if alpha is not None:
+        if isinstance(alpha, list):
+            check_class_count("y_pred", ops.shape(y_pred)[-1], alpha)
+        a = ops.convert_to_tensor(alpha, dtype=y_pred.dtype)
+        loss = (a * y_true + (1.0 - a) * (1.0 - y_true)) * loss
+    return ops.mean(loss, axis=axis)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class BinaryFocalLoss(keras.losses.Loss):
+    r"""Binary (sigmoid) focal loss as a ``keras.losses.Loss``; see :func:`binary_focal_loss` for the math.
+
+    Per sample the loss is the mean over the last axis of
+    :math:`\alpha_t (1 - p_t)^\gamma \mathrm{BCE}(p, y)`; Keras then applies ``reduction`` and ``sample_weight``.
+    Unlike ``keras.losses.BinaryFocalCrossentropy`` it does not clip probabilities at 1e-7, computes logits in log
+    space, applies ``alpha`` by default (0.25, as the paper and ``focalkit.sigmoid_focal_loss``), and accepts a
+    per-class ``alpha``.
+
+    Args:
+        gamma: focusing parameter ``>= 0``.
+        alpha: None, a number in ``[0, 1]`` or per-class values along the last axis.
+        from_logits: whether ``y_pred`` holds logits (recommended).
+        label_smoothing: squeezes targets towards 0.5.
+        axis: the axis averaged over.
+        reduction: a Keras reduction (``"sum_over_batch_size"``, ``"sum"``, ``"mean"``, ``"none"``, ...).
+        name: the loss name.
+        dtype: the dtype of the computation (Keras policy default).
+
+    Example:
+        >>> from focalkit.keras import BinaryFocalLoss
+        >>> loss_fn = BinaryFocalLoss(gamma=2.0, alpha=0.25, from_logits=True)
+
+    References:
+        T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
+        arXiv:1708.02002.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: float | list[float] | None = 0.25,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "binary_focal_loss",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.gamma = check_gamma(gamma)
+        self.alpha = check_alpha(alpha, negative_disables=True)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+        self.axis = int(axis)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return binary_focal_loss(
+            y_true,
+            y_pred,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
+            axis=self.axis,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            gamma=self.gamma,
+            alpha=self.alpha,
+            from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
+            axis=self.axis,
+        )
+        return config

@@ -1,0 +1,305 @@
+"""Softmax focal losses for Keras 3: one-hot / soft targets and integer targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from focalkit.keras._binary import _compute_float, _tiny
+from focalkit.keras._checks import check_alpha, check_class_count, check_gamma, check_label_smoothing
+from focalkit.keras._math import (
+    categorical_terms_from_logits,
+    categorical_terms_from_probs,
+    sparse_terms_from_logits,
+)
+
+__all__ = [
+    "CategoricalFocalLoss",
+    "SparseCategoricalFocalLoss",
+    "categorical_focal_loss",
+    "sparse_categorical_focal_loss",
+]
+
+try:  # Keras marks ignored entries so that its reductions leave them out of the mean (as its own losses do).
+    from keras.src.backend import set_keras_mask as _set_keras_mask
+except ImportError:  # pragma: no cover - older or newer Keras layout
+    _set_keras_mask = None
+
+
+def _class_last(x: Any, axis: int) -> Any:
+    return x if axis in (-1, len(x.shape) - 1) else ops.moveaxis(x, axis, -1)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+def categorical_focal_loss(
+    y_true: Any,
+    y_pred: Any,
+    gamma: float = 2.0,
+    alpha: float | list[float] | None = None,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Any:
+    r"""Softmax focal loss with one-hot or soft targets, summed over the class ``axis``.
+
+    .. math::
+        \mathrm{FL} = -\sum_c y_c\, \alpha_c\, (1 - p_c)^\gamma \log p_c,\quad p = \mathrm{softmax}(x).
+
+    From logits, :math:`\log p_c` is a log-softmax and :math:`1 - p_c` of the largest class is accumulated from the
+    other classes (no cancellation), so values and gradients are exact and finite for all finite logits and
+    ``gamma >= 0``. From probabilities, ``y_pred`` is first divided by its sum over ``axis`` (as Keras does) and is not
+    clipped (Keras clips at 1e-7); only probabilities that underflowed to 0 are clamped at the dtype's smallest
+    normal number inside the logarithm. Same semantics as ``focalkit.softmax_focal_loss`` with probability targets.
+
+    Args:
+        y_true: one-hot or soft targets, shape ``(batch, ..., C)``.
+        y_pred: logits or probabilities, same shape.
+        gamma: focusing parameter ``>= 0``.
+        alpha: None (off), a number multiplying every term, or ``C`` per-class values.
+        from_logits: whether ``y_pred`` holds logits (recommended).
+        label_smoothing: ``y (1 - s) + s / C``, as Keras and ``F.cross_entropy`` do.
+        axis: the class axis.
+
+    Returns:
+        Losses of shape ``(batch, ...)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from focalkit.keras import categorical_focal_loss
+        >>> loss = categorical_focal_loss(np.eye(3)[[0, 2]], np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0]]),
+        ...                               from_logits=True)
+
+    References:
+        T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
+        arXiv:1708.02002.
+    """
+    gamma = check_gamma(gamma)
+    alpha = check_alpha(alpha, negative_disables=False)
+    label_smoothing = check_label_smoothing(label_smoothing)
+    y_pred, in_dtype = _compute_float(y_pred)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    y_pred, y_true = _class_last(y_pred, axis), _class_last(y_true, axis)
+    num_classes = y_pred.shape[-1]
+    check_class_count("y_pred", num_classes, alpha, minimum=2 if from_logits else 1)
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / ops.cast(ops.shape(y_pred)[-1], y_pred.dtype)
+    if from_logits:
+        terms = categorical_terms_from_logits(y_pred, gamma)
+    else:
+        y_pred = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+        terms = categorical_terms_from_probs(y_pred, gamma, _tiny(in_dtype))
+    weights = y_true
+    if alpha is not None:
+        weights = weights * ops.convert_to_tensor(alpha, dtype=y_pred.dtype)
+    return ops.sum(weights * terms, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+def sparse_categorical_focal_loss(
+    y_true: Any,
+    y_pred: Any,
+    gamma: float = 2.0,
+    alpha: float | list[float] | None = None,
+    from_logits: bool = False,
+    ignore_class: int | None = None,
+    axis: int = -1,
+) -> Any:
+    r"""Softmax focal loss with integer targets: :math:`-\alpha_t (1 - p_t)^\gamma \log p_t` per sample.
+
+    From logits, :math:`1 - p_t = S'/S` with :math:`S' = \sum_{j \ne t} e^{x_j}` accumulated directly, so the loss,
+    its gradient and its tail are exact for all finite logits and every ``gamma >= 0``. From probabilities, see
+    :func:`categorical_focal_loss`. ``ignore_class`` entries get loss 0 and gradient 0 and are marked so that
+    Keras's ``"sum_over_batch_size"`` / ``"mean"`` reductions average over the remaining entries only (as
+    ``keras.losses.SparseCategoricalCrossentropy`` does). Same semantics as ``focalkit.softmax_focal_loss``
+    (``alpha`` per class is indexed by the target; ``ignore_class`` plays the role of ``ignore_index``).
+
+    Args:
+        y_true: integer class indices, shape ``(batch, ...)`` (a trailing axis of size 1 is squeezed).
+        y_pred: logits or probabilities, shape ``(batch, ..., C)``.
+        gamma: focusing parameter ``>= 0``.
+        alpha: None (off), a number multiplying every term, or ``C`` per-class values indexed by the target.
+        from_logits: whether ``y_pred`` holds logits (recommended).
+        ignore_class: optional class index to leave out.
+        axis: the class axis of ``y_pred``.
+
+    Returns:
+        Losses of shape ``(batch, ...)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from focalkit.keras import sparse_categorical_focal_loss
+        >>> loss = sparse_categorical_focal_loss(np.array([0, 2]), np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0]]),
+        ...                                      from_logits=True)
+
+    References:
+        T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
+        arXiv:1708.02002.
+    """
+    gamma = check_gamma(gamma)
+    alpha = check_alpha(alpha, negative_disables=False)
+    y_pred, in_dtype = _compute_float(y_pred)
+    y_pred = _class_last(y_pred, axis)
+    num_classes = y_pred.shape[-1]
+    check_class_count("y_pred", num_classes, alpha, minimum=2 if from_logits else 1)
+    y_true = ops.convert_to_tensor(y_true)
+    if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == 1:
+        y_true = ops.squeeze(y_true, axis=-1)
+    y_true = ops.cast(y_true, "int32")
+    valid = None
+    if ignore_class is not None:
+        valid = ops.not_equal(y_true, int(ignore_class))
+        y_true = ops.where(valid, y_true, ops.zeros_like(y_true))
+    onehot = ops.one_hot(y_true, ops.shape(y_pred)[-1], dtype="bool")
+    if from_logits:
+        loss = sparse_terms_from_logits(y_pred, onehot, gamma)
+    else:
+        y_pred = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+        terms = categorical_terms_from_probs(y_pred, gamma, _tiny(in_dtype))
+        loss = ops.sum(ops.where(onehot, terms, ops.zeros_like(terms)), axis=-1)
+    if alpha is not None:
+        if isinstance(alpha, list):
+            a = ops.take(ops.convert_to_tensor(alpha, dtype=y_pred.dtype), y_true)
+        else:
+            a = alpha
+        loss = a * loss
+    if valid is not None:
+        loss = ops.where(valid, loss, ops.zeros_like(loss))
+        if _set_keras_mask is not None:
+            _set_keras_mask(loss, mask=valid)
+    return loss
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class CategoricalFocalLoss(keras.losses.Loss):
+    r"""Softmax focal loss with one-hot / soft targets as a ``keras.losses.Loss``; see :func:`categorical_focal_loss`.
+
+    Per sample :math:`-\sum_c y_c \alpha_c (1 - p_c)^\gamma \log p_c`; Keras then applies ``reduction`` and
+    ``sample_weight``. Differences from ``keras.losses.CategoricalFocalCrossentropy``: ``alpha`` defaults to None (Keras
+    multiplies every term by 0.25 by default), may be per class, no 1e-7 clipping, log-space from logits.
+
+    Args:
+        gamma: focusing parameter ``>= 0``.
+        alpha: None, a number multiplying every term, or ``C`` per-class values.
+        from_logits: whether ``y_pred`` holds logits (recommended).
+        label_smoothing: ``y (1 - s) + s / C``.
+        axis: the class axis.
+        reduction: a Keras reduction.
+        name: the loss name.
+        dtype: the dtype of the computation (Keras policy default).
+
+    Example:
+        >>> from focalkit.keras import CategoricalFocalLoss
+        >>> loss_fn = CategoricalFocalLoss(gamma=2.0, from_logits=True)
+
+    References:
+        T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
+        arXiv:1708.02002.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: float | list[float] | None = None,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "categorical_focal_loss",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.gamma = check_gamma(gamma)
+        self.alpha = check_alpha(alpha, negative_disables=False)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+        self.axis = int(axis)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return categorical_focal_loss(
+            y_true,
+            y_pred,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
+            axis=self.axis,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            gamma=self.gamma,
+            alpha=self.alpha,
+            from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
+            axis=self.axis,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="focalkit")
+class SparseCategoricalFocalLoss(keras.losses.Loss):
+    r"""Softmax focal loss with integer targets as a ``keras.losses.Loss``; see :func:`sparse_categorical_focal_loss`.
+
+    Per sample :math:`-\alpha_t (1 - p_t)^\gamma \log p_t`; ``ignore_class`` entries are left out of the mean.
+
+    Args:
+        gamma: focusing parameter ``>= 0``.
+        alpha: None, a number multiplying every term, or ``C`` per-class values indexed by the target.
+        from_logits: whether ``y_pred`` holds logits (recommended).
+        ignore_class: optional class index to leave out (e.g. a "void" label in segmentation).
+        axis: the class axis of ``y_pred``.
+        reduction: a Keras reduction.
+        name: the loss name.
+        dtype: the dtype of the computation (Keras policy default).
+
+    Example:
+        >>> from focalkit.keras import SparseCategoricalFocalLoss
+        >>> loss_fn = SparseCategoricalFocalLoss(gamma=2.0, from_logits=True, ignore_class=255)
+
+    References:
+        T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
+        arXiv:1708.02002.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: float | list[float] | None = None,
+        from_logits: bool = False,
+        ignore_class: int | None = None,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "sparse_categorical_focal_loss",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.gamma = check_gamma(gamma)
+        self.alpha = check_alpha(alpha, negative_disables=False)
+        self.from_logits = bool(from_logits)
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+        self.axis = int(axis)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return sparse_categorical_focal_loss(
+            y_true,
+            y_pred,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            from_logits=self.from_logits,
+            ignore_class=self.ignore_class,
+            axis=self.axis,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            gamma=self.gamma,
+            alpha=self.alpha,
+            from_logits=self.from_logits,
+            ignore_class=self.ignore_class,
+            axis=self.axis,
+        )
+        return config

@@ -1,0 +1,473 @@
+"""Checks of focalkit.keras on one Keras back-end; run as a script with KERAS_BACKEND set.
+
+Keras picks its back-end once, at first import, so tests/test_frontend_keras.py runs this script in a subprocess per
+back-end (``KERAS_BACKEND=tensorflow|jax|torch python tests/keras_backend_check.py OUT.json``) and asserts on the
+JSON it writes: ``{check_name: {"ok": bool, "detail": str, ...}}``. A check that raises is recorded as failed with
+its traceback, so one failure does not hide the others.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+import focalkit.keras as fk  # noqa: E402
+
+BACKEND = keras.backend.backend()
+VECTORS = Path(__file__).with_name("vectors") / "focal_vectors.json"
+RESULTS: dict[str, dict[str, Any]] = {}
+
+
+def check(fn: Callable[[], dict[str, Any] | None]) -> Callable[[], dict[str, Any] | None]:
+    """Register and run a check; record ok / detail (a check asserts; extra keys are measurements)."""
+    start = time.perf_counter()
+    try:
+        extra = fn() or {}
+        RESULTS[fn.__name__] = {"ok": True, "detail": "", **extra}
+    except Exception:  # noqa: BLE001 - every failure is reported to the pytest side
+        RESULTS[fn.__name__] = {"ok": False, "detail": traceback.format_exc()[-3000:]}
+    RESULTS[fn.__name__]["seconds"] = round(time.perf_counter() - start, 2)
+    return fn
+
+
+# ---------- back-end helpers ----------
+
+
+def to_np(x: Any) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
+
+
+def value_and_grad(f: Callable[[Any], Any], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """f(x) (any shape) and d sum(f(x)) / dx with the back-end's own autodiff, x float32."""
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def both(z: Any) -> tuple[Any, Any]:
+            out, pullback = jax.vjp(f, z)
+            return out, pullback(jnp.ones_like(out))[0]
+
+        # one XLA compilation per call instead of one per eager op (JAX compiles every new op signature)
+        out, grad = jax.jit(both)(jnp.asarray(x, dtype=jnp.float32))
+        return to_np(out), to_np(grad)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.constant(np.asarray(x, dtype=np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            out = f(xt)
+            total = tf.reduce_sum(out)
+        return to_np(out), to_np(tape.gradient(total, xt))
+    if BACKEND == "torch":
+        import torch
+
+        xt = torch.tensor(np.asarray(x, dtype=np.float32), requires_grad=True)
+        out = f(xt)
+        (grad,) = torch.autograd.grad(out.sum(), xt)
+        return to_np(out.detach()), to_np(grad)
+    raise RuntimeError(f"unknown backend {BACKEND}")
+
+
+def compare(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> tuple[float, float]:
+    """(worst |got - want| / (rtol |want| + atol), max relative error where |want| > atol)."""
+    got, want = np.ravel(got), np.ravel(want)
+    if got.shape != want.shape:
+        raise AssertionError(f"shape {got.shape} != {want.shape}")
+    if not np.all(np.isfinite(got)):
+        raise AssertionError("non-finite values")
+    excess = np.max(np.abs(got - want) / (rtol * np.abs(want) + atol))
+    big = np.abs(want) > atol
+    rel = float(np.max(np.abs(got - want)[big] / np.abs(want)[big])) if big.any() else 0.0
+    return float(excess), rel
+
+
+# ---------- shared test vectors ----------
+
+DOC = json.loads(VECTORS.read_text())
+TOL = DOC["tolerance"]
+
+
+def vector_check(fn_name: str, run: Callable[[dict], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                 loss_tol: str = "loss") -> dict[str, Any]:
+    """run(case) -> (loss, want_loss, grad, want_grad); asserts the JSON's tolerances over all cases of fn_name."""
+    worst_loss = worst_grad = rel_loss = rel_grad = 0.0
+    n = 0
+    failures = []
+    for case in DOC["cases"]:
+        if case["fn"] != fn_name:
+            continue
+        loss, want, grad, want_grad = run(case)
+        e, r = compare(loss, want, TOL[loss_tol]["rtol"], TOL[loss_tol]["atol"])
+        eg, rg = compare(grad, want_grad, TOL["grad"]["rtol"], TOL["grad"]["atol"])
+        worst_loss, rel_loss = max(worst_loss, e), max(rel_loss, r)
+        worst_grad, rel_grad = max(worst_grad, eg), max(rel_grad, rg)
+        if e > 1 or eg > 1:
+            failures.append(f"{case['params']}: loss excess {e:.3g}, grad excess {eg:.3g}")
+        n += 1
+    assert n > 0, f"no vectors for {fn_name}"
+    assert not failures, "; ".join(failures)
+    return {"cases": n, "max_rel_loss": rel_loss, "max_rel_grad": rel_grad}
+
+
+def _per_element_binary(case: dict, from_logits: bool) -> tuple:
+    """Per-element values: shape (N*C, 1) so that the mean over the last axis is the element itself; a per-class
+    alpha needs the class axis, so it is compared on per-row means of the reference values instead."""
+    key = "logits" if from_logits else "probs"
+    x = np.asarray(case[key], dtype=np.float32)
+    y = np.asarray(case["labels"], dtype=np.float32)
+    alpha, gamma = case["params"]["alpha"], case["params"]["gamma"]
+    want, want_grad = np.asarray(case["loss"]), np.asarray(case["grad"])
+    loss_fn = fk.BinaryFocalLoss(gamma=gamma, alpha=alpha, from_logits=from_logits, reduction="none")
+    if isinstance(alpha, list):
+        loss, grad = value_and_grad(lambda z: loss_fn(y, z), x)
+        return loss, want.mean(axis=-1), grad, want_grad / x.shape[-1]
+    xf, yf = x.reshape(-1, 1), y.reshape(-1, 1)
+    loss, grad = value_and_grad(lambda z: loss_fn(yf, z), xf)
+    return loss, want.reshape(-1), grad, want_grad.reshape(-1, 1)
+
+
+@check
+def vectors_binary_from_logits() -> dict:
+    return vector_check("sigmoid_focal_loss", lambda c: _per_element_binary(c, True))
+
+
+@check
+def vectors_binary_from_probs() -> dict:
+    return vector_check("binary_focal_loss", lambda c: _per_element_binary(c, False))
+
+
+@check
+def vectors_sparse_categorical() -> dict:
+    def run(case: dict) -> tuple:
+        x = np.asarray(case["logits"], dtype=np.float32)
+        t = np.asarray(case["labels"], dtype=np.int64)
+        p = case["params"]
+        loss_fn = fk.SparseCategoricalFocalLoss(gamma=p["gamma"], alpha=p["alpha"], from_logits=True, reduction="none")
+        loss, grad = value_and_grad(lambda z: loss_fn(t, z), x)
+        return loss, np.asarray(case["loss"]), grad, np.asarray(case["grad"])
+
+    return vector_check("softmax_focal_loss", run, loss_tol="softmax_loss")
+
+
+@check
+def vectors_categorical_soft_targets() -> dict:
+    def run(case: dict) -> tuple:
+        x = np.asarray(case["logits"], dtype=np.float32)
+        q = np.asarray(case["labels"], dtype=np.float32)
+        p = case["params"]
+        loss_fn = fk.CategoricalFocalLoss(gamma=p["gamma"], alpha=p["alpha"], from_logits=True, reduction="none")
+        loss, grad = value_and_grad(lambda z: loss_fn(q, z), x)
+        return loss, np.asarray(case["loss"]), grad, np.asarray(case["grad"])
+
+    return vector_check("softmax_focal_loss_soft", run, loss_tol="softmax_loss")
+
+
+# ---------- stability ----------
+
+EXTREME = np.array([-1e4, -100.0, -30.0, 0.0, 30.0, 100.0, 1e4], dtype=np.float32)
+LABELS = np.array([0.0, 1.0, 0.3, 0.999], dtype=np.float32)
+
+
+@check
+def stability_binary_from_logits() -> dict:
+    x = np.repeat(EXTREME, len(LABELS)).reshape(-1, 1)
+    y = np.tile(LABELS, len(EXTREME)).reshape(-1, 1)
+    for gamma in (0.0, 0.5, 2.0):
+        loss, grad = value_and_grad(lambda z: fk.binary_focal_loss(y, z, gamma=gamma, from_logits=True), x)
+        assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)), f"gamma={gamma}: {loss} {grad}"
+        # a confidently wrong positive keeps the full gradient -alpha (no clipping): x = -100, y = 1
+        i = int(np.where((x[:, 0] == -100) & (y[:, 0] == 1))[0][0])
+        assert abs(grad[i, 0] + 0.25) < 1e-6 and abs(loss[i] - 25.0) < 1e-4, (gamma, loss[i], grad[i, 0])
+    return None
+
+
+@check
+def stability_softmax() -> dict:
+    rows = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [100.0, -100.0, 0.0], [-100.0, 100.0, 0.0], [0, 0, 0]],
+                    dtype=np.float32)
+    t = np.zeros(len(rows), dtype=np.int64)
+    q = np.full(rows.shape, 0.1, dtype=np.float32)
+    q[:, 0] = 0.8
+    for gamma in (0.0, 0.5, 2.0):
+        for name, f in [
+            ("sparse", lambda z: fk.sparse_categorical_focal_loss(t, z, gamma=gamma, from_logits=True)),
+            ("soft", lambda z: fk.categorical_focal_loss(q, z, gamma=gamma, from_logits=True)),
+        ]:
+            loss, grad = value_and_grad(f, rows)
+            assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)), f"{name} gamma={gamma}: {loss} {grad}"
+    return None
+
+
+@check
+def stability_probabilities_at_0_and_1() -> dict:
+    p = np.array([[0.0], [1.0], [0.0], [1.0], [1e-30], [1 - 2**-24]], dtype=np.float32)
+    y = np.array([[0.0], [1.0], [1.0], [0.0], [0.0], [1.0]], dtype=np.float32)
+    for gamma in (0.0, 0.5, 2.0):
+        loss, grad = value_and_grad(lambda z: fk.binary_focal_loss(y, z, gamma=gamma), p)
+        assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)), f"gamma={gamma}: {loss} {grad}"
+        # an underflowed probability saturates at -log(FLT_MIN) = 87.34 (times alpha_t), as in the PyTorch core
+        assert abs(loss[2] - 0.25 * -math.log(np.finfo(np.float32).tiny)) < 1e-4, loss[2]
+    probs = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]], dtype=np.float32)
+    for gamma in (0.0, 0.5, 2.0):
+        loss, grad = value_and_grad(lambda z: fk.sparse_categorical_focal_loss(np.array([0, 0]), z, gamma=gamma), probs)
+        assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)), f"gamma={gamma}: {loss} {grad}"
+    return None
+
+
+@check
+def half_precision_computed_in_float32() -> dict:
+    x = np.array([[-20.0], [-9.0], [9.0], [20.0]], dtype=np.float16)
+    y = np.array([[0.0], [1.0], [1.0], [0.0]], dtype=np.float32)
+    for gamma in (0.5, 2.0):
+        got = to_np(fk.binary_focal_loss(y, ops.convert_to_tensor(x), gamma=gamma, from_logits=True))
+        want = to_np(fk.binary_focal_loss(y, x.astype(np.float32), gamma=gamma, from_logits=True))
+        assert np.allclose(got, want, rtol=1e-6, atol=0), (got, want)
+    return None
+
+
+# ---------- Keras semantics ----------
+
+
+@check
+def reductions_and_sample_weight() -> dict:
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 3, (6, 4)).astype(np.float32)
+    y = (rng.uniform(size=(6, 4)) < 0.3).astype(np.float32)
+    w = rng.uniform(0.5, 2, 6).astype(np.float32)
+    per_sample = to_np(fk.BinaryFocalLoss(from_logits=True, reduction="none")(y, x))
+    assert per_sample.shape == (6,)
+    for reduction, expected in [
+        ("sum", (per_sample * w).sum()),
+        ("sum_over_batch_size", (per_sample * w).sum() / 6),
+        ("mean", (per_sample * w).sum() / 6),
+        ("mean_with_sample_weight", (per_sample * w).sum() / w.sum()),
+    ]:
+        got = float(to_np(fk.BinaryFocalLoss(from_logits=True, reduction=reduction)(y, x, sample_weight=w)))
+        assert abs(got - expected) <= 1e-6 * abs(expected), (reduction, got, expected)
+    return None
+
+
+@check
+def ignore_class_left_out_of_the_mean() -> dict:
+    x = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0], [1.0, 1.0, 1.0], [0.5, -0.5, 0.0]], dtype=np.float32)
+    t = np.array([0, 255, 2, 255])
+    per = to_np(fk.SparseCategoricalFocalLoss(from_logits=True, ignore_class=255, reduction="none")(t, x))
+    assert per[1] == 0 and per[3] == 0 and per[0] > 0 and per[2] > 0, per
+    mean = float(to_np(fk.SparseCategoricalFocalLoss(from_logits=True, ignore_class=255)(t, x)))
+    assert abs(mean - (per[0] + per[2]) / 2) < 1e-6, (mean, per)
+    _, grad = value_and_grad(lambda z: fk.sparse_categorical_focal_loss(t, z, from_logits=True, ignore_class=255), x)
+    assert np.all(grad[[1, 3]] == 0) and np.any(grad[0] != 0), grad
+    return None
+
+
+@check
+def label_smoothing_matches_smoothed_targets() -> dict:
+    x = np.array([[3.0, -2.0, 0.5]], dtype=np.float32)
+    y = np.array([[1.0, 0.0, 1.0]], dtype=np.float32)
+    s = 0.2
+    got = to_np(fk.binary_focal_loss(y, x, from_logits=True, label_smoothing=s))
+    want = to_np(fk.binary_focal_loss(y * (1 - s) + 0.5 * s, x, from_logits=True))
+    assert np.allclose(got, want, rtol=1e-6), (got, want)
+    q = np.array([[0.0, 1.0, 0.0]], dtype=np.float32)
+    got = to_np(fk.categorical_focal_loss(q, x, from_logits=True, label_smoothing=s))
+    want = to_np(fk.categorical_focal_loss(q * (1 - s) + s / 3, x, from_logits=True))
+    assert np.allclose(got, want, rtol=1e-6), (got, want)
+    return None
+
+
+@check
+def seed_002_probability_usage() -> dict:
+    """focal_loss(y_true, y_pred, gamma=2.0) with alpha 0.25 = mean over the last axis of alpha_t (1 - p_t)^g BCE."""
+    y = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+    p = np.array([[0.1, 0.8, 0.35], [0.99, 0.6, 1e-5]], dtype=np.float32)
+    got = to_np(fk.binary_focal_loss(y, p, gamma=2.0))
+    p64, y64 = p.astype(np.float64), y.astype(np.float64)
+    p_t = y64 * p64 + (1 - y64) * (1 - p64)
+    bce = -(y64 * np.log(p64) + (1 - y64) * np.log(1 - p64))
+    want = ((0.25 * y64 + 0.75 * (1 - y64)) * (1 - p_t) ** 2 * bce).mean(axis=-1)
+    assert np.allclose(got, want, rtol=1e-6, atol=0), (got, want)
+    return None
+
+
+@check
+def serialisation_round_trip() -> dict:
+    losses = [
+        fk.BinaryFocalLoss(gamma=0.5, alpha=[0.1, 0.9], from_logits=True, label_smoothing=0.1, reduction="sum"),
+        fk.CategoricalFocalLoss(gamma=1.0, alpha=0.5, from_logits=True, label_smoothing=0.05),
+        fk.SparseCategoricalFocalLoss(gamma=3.0, alpha=[0.2, 0.3, 0.5], from_logits=True, ignore_class=-1),
+    ]
+    for loss in losses:
+        again = keras.losses.deserialize(keras.losses.serialize(loss))
+        assert type(again) is type(loss), type(again)
+        assert again.get_config() == loss.get_config(), (again.get_config(), loss.get_config())
+    fn = keras.losses.get(keras.saving.serialize_keras_object(fk.binary_focal_loss))
+    assert fn is fk.binary_focal_loss, fn
+    return None
+
+
+@check
+def compile_fit_save_load() -> dict:
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(64, 5)).astype(np.float32)
+    ys = (xs[:, :1] + 0.3 * rng.normal(size=(64, 1)) > 0.8).astype(np.float32)
+    ts = rng.integers(0, 3, 64)
+    results = {}
+    for name, loss, target, units in [
+        ("binary", fk.BinaryFocalLoss(gamma=2.0, alpha=0.25, from_logits=True), ys, 1),
+        ("sparse", fk.SparseCategoricalFocalLoss(gamma=2.0, from_logits=True), ts, 3),
+    ]:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(units)])
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=loss)
+        hist = model.fit(xs, target, epochs=3, batch_size=64, verbose=0).history["loss"]
+        assert all(math.isfinite(v) for v in hist) and hist[-1] < hist[0], hist
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, f"{name}.keras")
+            model.save(path)
+            loaded = keras.models.load_model(path)
+        assert type(loaded.loss) is type(loss) and loaded.loss.get_config() == loss.get_config()
+        a = model.evaluate(xs, target, verbose=0)
+        b = loaded.evaluate(xs, target, verbose=0)
+        assert abs(a - b) <= 1e-6 * abs(a), (a, b)
+        results[f"{name}_loss_history"] = hist
+    return results
+
+
+@check
+def bad_arguments_raise_typed_errors() -> dict:
+    from focalkit import InvalidArgumentError, InvalidTypeError
+
+    cases = [
+        (lambda: fk.BinaryFocalLoss(gamma=-1.0), InvalidArgumentError, "gamma"),
+        (lambda: fk.BinaryFocalLoss(alpha=1.5), InvalidArgumentError, "alpha"),
+        (lambda: fk.BinaryFocalLoss(label_smoothing=2.0), InvalidArgumentError, "label_smoothing"),
+        (lambda: fk.CategoricalFocalLoss(alpha=-0.5), InvalidArgumentError, "alpha"),
+        (lambda: fk.SparseCategoricalFocalLoss(gamma="2"), InvalidTypeError, "gamma"),
+        (lambda: fk.sparse_categorical_focal_loss(np.array([0]), np.zeros((1, 3), np.float32), alpha=[0.5, 0.5],
+                                                  from_logits=True), InvalidArgumentError, "alpha"),
+    ]
+    for make, err, name in cases:
+        try:
+            make()
+        except err as e:
+            assert str(e).startswith(f"{name}:"), str(e)
+        else:
+            raise AssertionError(f"no {err.__name__} for {name}")
+    return None
+
+
+# ---------- Keras's own focal losses: where they agree and where they differ ----------
+
+
+@check
+def keras_binary_focal_agrees_in_the_body() -> dict:
+    """Probabilities in [1e-4, 1 - 1e-4] (Keras's 1e-7 clip inactive): same values as BinaryFocalCrossentropy."""
+    rng = np.random.default_rng(1)
+    p = rng.uniform(1e-4, 1 - 1e-4, (50, 4)).astype(np.float32)
+    y = np.where(rng.uniform(size=(50, 4)) < 0.5, rng.integers(0, 2, (50, 4)), rng.uniform(size=(50, 4)))
+    y = y.astype(np.float32)
+    worst = 0.0
+    for gamma in (0.0, 0.5, 2.0):
+        theirs = to_np(keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.25, gamma=gamma,
+                                                            reduction="none")(y, p))
+        ours = to_np(fk.BinaryFocalLoss(alpha=0.25, gamma=gamma, reduction="none")(y, p))
+        rel = float(np.max(np.abs(theirs - ours) / np.abs(ours)))
+        worst = max(worst, rel)
+        assert rel < 1e-5, (gamma, rel)
+    return {"max_rel_diff": worst}
+
+
+@check
+def keras_categorical_focal_agrees_in_the_body() -> dict:
+    rng = np.random.default_rng(2)
+    raw = rng.uniform(0.05, 1, (40, 5)).astype(np.float32)
+    p = raw / raw.sum(axis=1, keepdims=True)
+    q = np.eye(5, dtype=np.float32)[rng.integers(0, 5, 40)]
+    worst = 0.0
+    for gamma in (0.0, 0.5, 2.0):
+        theirs = to_np(keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=gamma, reduction="none")(q, p))
+        ours = to_np(fk.CategoricalFocalLoss(alpha=0.25, gamma=gamma, reduction="none")(q, p))
+        rel = float(np.max(np.abs(theirs - ours) / np.abs(ours)))
+        worst = max(worst, rel)
+        assert rel < 1e-5, (gamma, rel)
+    # Keras's default alpha 0.25 multiplies every term; focalkit's default is None (no weighting)
+    default_ratio = to_np(keras.losses.CategoricalFocalCrossentropy(reduction="none")(q, p)) / to_np(
+        fk.CategoricalFocalLoss(reduction="none")(q, p)
+    )
+    assert np.allclose(default_ratio, 0.25, rtol=1e-5), default_ratio
+    return {"max_rel_diff": worst}
+
+
+@check
+def keras_clip_biases_tails_and_zeroes_gradients() -> dict:
+    """Keras clips probabilities at 1e-7: a confidently wrong prediction is capped at -log(1e-7) = 16.1 and gets
+    no gradient; a confidently right one reads about 1e-7 instead of its true value."""
+    x = np.array([[-30.0], [-20.0]], dtype=np.float32)
+    y = np.array([[1.0], [0.0]], dtype=np.float32)  # confidently wrong, confidently right
+    p = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    true = np.array([0.25 * 30.0, 0.75 * math.log1p(math.exp(-20.0))])
+    theirs_fn = keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.25, gamma=0.0,
+                                                     reduction="none")
+    ours_fn = fk.BinaryFocalLoss(alpha=0.25, gamma=0.0, reduction="none")
+    # probabilities (float32 sigmoid of the logits): 9.4e-14 and 2.1e-9
+    theirs, theirs_grad = value_and_grad(lambda z: theirs_fn(y, z), p.astype(np.float32))
+    ours, ours_grad = value_and_grad(lambda z: ours_fn(y, z), p.astype(np.float32))
+    assert np.allclose(ours, true, rtol=1e-5), (ours, true)
+    assert abs(theirs[0] - 0.25 * -math.log(1e-7)) < 1e-3 * theirs[0], theirs
+    assert theirs_grad[0, 0] == 0.0 and ours_grad[0, 0] < -1e12, (theirs_grad, ours_grad)  # d/dp = -alpha / p
+    assert theirs[1] / true[1] > 10, (theirs[1], true[1])
+    # from logits: ours exact; Keras (JAX / PyTorch back-ends) takes sigmoid, then clips the same way. Its
+    # TensorFlow back-end recovers the logits from the sigmoid op and is exact here.
+    theirs_l, theirs_l_grad = value_and_grad(
+        lambda z: keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.25, gamma=0.0,
+                                                       from_logits=True, reduction="none")(y, z), x)
+    ours_l, ours_l_grad = value_and_grad(
+        lambda z: fk.BinaryFocalLoss(alpha=0.25, gamma=0.0, from_logits=True, reduction="none")(y, z), x)
+    assert np.allclose(ours_l, true, rtol=1e-6) and abs(ours_l_grad[0, 0] + 0.25) < 1e-6, (ours_l, ours_l_grad)
+    return {"probs_keras": theirs.tolist(), "probs_focalkit": ours.tolist(), "true": true.tolist(),
+            "probs_keras_grad": theirs_grad.ravel().tolist(),
+            "logits_keras": theirs_l.tolist(), "logits_keras_grad": theirs_l_grad.ravel().tolist(),
+            "logits_focalkit": ours_l.tolist(), "logits_focalkit_grad": ours_l_grad.ravel().tolist()}
+
+
+@check
+def keras_pow_on_probabilities_nan_gradient_gamma_below_1() -> dict:
+    """(1 - p_t)**gamma on probabilities: at p_t == 1 the derivative is inf * 0 for gamma < 1."""
+    x = np.array([[30.0]], dtype=np.float32)
+    y = np.array([[1.0]], dtype=np.float32)
+    theirs_fn = keras.losses.BinaryFocalCrossentropy(gamma=0.5, from_logits=True, reduction="none")
+    ours_fn = fk.BinaryFocalLoss(gamma=0.5, alpha=None, from_logits=True, reduction="none")
+    _, theirs_grad = value_and_grad(lambda z: theirs_fn(y, z), x)
+    _, ours_grad = value_and_grad(lambda z: ours_fn(y, z), x)
+    assert np.all(np.isfinite(ours_grad)), ours_grad
+    return {"keras_grad": theirs_grad.ravel().tolist(), "focalkit_grad": ours_grad.ravel().tolist(),
+            "keras_grad_finite": bool(np.all(np.isfinite(theirs_grad)))}
+
+
+def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+    payload = {"backend": BACKEND, "keras": keras.__version__, "results": RESULTS}
+    text = json.dumps(payload, indent=1, default=float)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
