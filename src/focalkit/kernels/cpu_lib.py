@@ -5,8 +5,8 @@ and loaded here with :mod:`ctypes`; nothing is compiled at import or at the firs
 no build is present (no compiler at install time, an unsupported platform, ``FOCALKIT_NO_EXT=1``), and the dispatcher
 then falls back to the PyTorch back-end.
 
-Threads: the flat element range is split into blocks of ``BLOCK`` elements (aligned to the global index) and the
-blocks are spread over ``torch.get_num_threads()`` Python worker threads. ctypes releases the GIL during the call, so
+Threads: the flat element range is split into pieces of whole ``BLOCK``-element blocks (aligned to the global index)
+that ``torch.get_num_threads()`` threads (the caller and pool workers) take from a shared counter. ctypes releases the GIL during the call, so
 the workers run the C code in parallel; no OpenMP runtime is loaded beside torch's own. Loss sums are accumulated in
 double per block and the block partials are added in block order, so a sum does not depend on the thread count.
 """
@@ -14,6 +14,7 @@ double per block and the block partials are added in block order, so a sum does 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ __all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel
 
 CHUNK = 256  # must match FK_CHUNK in focal_cpu.c
 BLOCK = 4096  # must match FK_BLOCK in focal_cpu.c
-ABI_VERSION = 1
+ABI_VERSION = 2
 # Below this many elements a call runs on the calling thread (thread hand-off costs ~20-50 us).
 MIN_PARALLEL = 1 << 16
 
@@ -85,12 +86,12 @@ def _load() -> None:
                 _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int,
                 _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
             ]
-            handle.fk_sigmoid_focal.restype = ctypes.c_int
+            handle.fk_sigmoid_focal.restype = ctypes.c_int64
             handle.fk_softmax_focal.argtypes = [
                 _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int,
                 _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
             ]
-            handle.fk_softmax_focal.restype = ctypes.c_int
+            handle.fk_softmax_focal.restype = ctypes.c_int64
             _lib, _isa = handle, name
             return
         _load_error = "; ".join(errors) if errors else "no compiled kernel library found next to cpu_lib.py"
@@ -133,18 +134,32 @@ def _get_pool(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def parallel_for(total: int, work: Callable[[int, int], None], min_parallel: int = MIN_PARALLEL) -> None:
-    """Run ``work(start, end)`` over ``[0, total)`` split at multiples of BLOCK over torch's thread count."""
+def parallel_for(total: int, work: Callable[[int, int], int], min_parallel: int = MIN_PARALLEL) -> int:
+    """Run ``work(start, end)`` over ``[0, total)`` and return the sum of its results.
+
+    The range is cut into pieces of a multiple of BLOCK elements (about 8 per thread, at least ``min_parallel``
+    elements each) that the calling thread and ``torch.get_num_threads() - 1`` pool workers take from a shared
+    counter, so a thread slowed down by other processes does not hold the others up.
+    """
     threads = max(1, torch.get_num_threads())
-    if threads == 1 or total < min_parallel:
-        if total > 0:
-            work(0, total)
-        return
+    if threads == 1 or total < 2 * min_parallel:
+        return int(work(0, total)) if total > 0 else 0
     blocks = (total + BLOCK - 1) // BLOCK
-    per = (blocks + threads - 1) // threads
-    ranges = [(b * per * BLOCK, min(total, (b + 1) * per * BLOCK)) for b in range(threads) if b * per * BLOCK < total]
-    pool = _get_pool(threads)
-    futures = [pool.submit(work, s, e) for s, e in ranges[1:]]
-    work(*ranges[0])  # the calling thread takes the first range
+    per = max((min_parallel + BLOCK - 1) // BLOCK, (blocks + 8 * threads - 1) // (8 * threads))
+    pieces = [(b * BLOCK, min(total, (b + per) * BLOCK)) for b in range(0, blocks, per)]
+    counter = itertools.count()  # next() on it is atomic under the GIL
+
+    def drain() -> int:
+        acc = 0
+        while True:
+            i = next(counter)
+            if i >= len(pieces):
+                return acc
+            acc += int(work(*pieces[i]))
+
+    pool = _get_pool(threads - 1)
+    futures = [pool.submit(drain) for _ in range(min(threads - 1, len(pieces) - 1))]
+    result = drain()
     for f in futures:
-        f.result()
+        result += int(f.result())
+    return result

@@ -34,6 +34,8 @@ import math
 import torch
 from torch import Tensor
 
+from .._errors import InvalidArgumentError
+from .._validation import value_checks_enabled
 from . import cpu_lib
 
 __all__ = ["sigmoid_focal_forward", "supports"]
@@ -60,6 +62,14 @@ def supports(logits: Tensor, targets: Tensor, *, pos_weight: Tensor | None = Non
     )
 
 
+def _bad_targets(targets: Tensor, c: int, ignore_index: int | None, count: int) -> InvalidArgumentError:
+    if targets.is_floating_point():
+        expected = "float targets in [0, 1]"
+    else:
+        expected = f"class indices in [0, {c}]" + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
+    return InvalidArgumentError(f"targets: expected {expected}, got {count} value(s) outside (found by the CPU kernel)")
+
+
 def _alpha_vec(a: Tensor | None, c: int) -> Tensor:
     if a is None:
         return torch.ones(c, dtype=torch.float32)
@@ -69,12 +79,13 @@ def _alpha_vec(a: Tensor | None, c: int) -> Tensor:
 def sigmoid_focal_forward(
     logits: Tensor,
     targets: Tensor,
-    *,
     alpha_pos: Tensor | None,
     alpha_neg: Tensor | None,
     gamma: float,
     ignore_index: int | None,
     reduce_sum: bool,
+    pos_weight: Tensor | None = None,
+    *,
     compute_grad: bool,
 ) -> tuple[Tensor, Tensor | None]:
     """Sigmoid focal loss and d loss_i / d x_i in one pass (kernel contract, fused CPU back-end).
@@ -87,6 +98,7 @@ def sigmoid_focal_forward(
         gamma: focusing parameter >= 0.
         ignore_index: index-target value to ignore, or None.
         reduce_sum: return the 0-d float32 sum (deterministic: float64 block partials added in order).
+        pos_weight: not implemented by this back-end; must be None (the dispatcher routes it to the torch back-end).
         compute_grad: also return the gradient in the logits' dtype; otherwise None and no gradient work.
 
     Returns:
@@ -97,6 +109,8 @@ def sigmoid_focal_forward(
         >>> loss, grad = sigmoid_focal_forward(x, y, alpha_pos=None, alpha_neg=None, gamma=2.0,
         ...     ignore_index=None, reduce_sum=True, compute_grad=True)
     """
+    if pos_weight is not None:
+        raise InvalidArgumentError("pos_weight: expected None (the fused CPU kernel does not implement it), got a tensor")
     lib = cpu_lib.lib()
     shape = logits.shape
     x = logits.detach().contiguous()
@@ -110,7 +124,7 @@ def sigmoid_focal_forward(
     else:
         t = targets.detach().to(torch.int64).contiguous()
         if t.numel() != n * s:
-            raise ValueError(f"targets: expected {n * s} class indices for logits of shape {tuple(shape)}, got {t.numel()}")
+            raise InvalidArgumentError(f"targets: expected {n * s} class indices for logits of shape {tuple(shape)}, got {t.numel()}")
     use_alpha = alpha_pos is not None or alpha_neg is not None
     ap = _alpha_vec(alpha_pos, c) if use_alpha else None
     an = _alpha_vec(alpha_neg, c) if use_alpha else None
@@ -131,10 +145,12 @@ def sigmoid_focal_forward(
     sp = sums.data_ptr() if sums is not None else None
     g = float(gamma)
 
-    def work(start: int, end: int) -> None:
-        lib.fk_sigmoid_focal(xp, xdt, tp, tdt, app, anp, g, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp)
+    def work(start: int, end: int) -> int:
+        return lib.fk_sigmoid_focal(xp, xdt, tp, tdt, app, anp, g, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp)
 
-    cpu_lib.parallel_for(total, work)
+    bad = cpu_lib.parallel_for(total, work)
+    if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background / 0
+        raise _bad_targets(targets, c, ignore_index if has_ignore else None, bad)
     if reduce_sum:
         loss = sums.sum().to(torch.float32)
     return loss, grad

@@ -147,11 +147,12 @@ static void fk_store(void *dst, int dt, int64_t off, int n, const float *src) {
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Sigmoid: math over one chunk of n <= FK_CHUNK elements held in float arrays.                      */
-/* at: alpha_t (0 for ignored elements, which are also zeroed through keep[]).                         */
+/* at: alpha_t, 0 for ignored elements (the loss and gradient are finite, so 0 * them is 0); NULL: 1. */
 /* binary != 0: every y is exactly 0 or 1 (skips one log and one division).                           */
+/* square != 0: gamma == 2, u^gamma = u * u (no exp).                                                 */
 static inline __attribute__((always_inline)) void
-fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const float *restrict at,
-                const float *restrict keep, float g, const int want_grad, const int binary, float *restrict loss,
+fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
+                const int want_grad, const int binary, const int has_at, const int square, float *restrict loss,
                 float *restrict grad) {
 #pragma omp simd
     for (int i = 0; i < n; i++) {
@@ -169,11 +170,12 @@ fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const f
         float yc = nonneg ? yi : ym;
         float ycomp = nonneg ? ym : yi;
         float ce = (nonneg ? xi * ym : -xi * yi) + l;
-        float logu, r;
+        float logu, r, u;
         if (binary) {
-            int small = ycomp == 0.0f; /* correct side: u = e q */
+            int small = ycomp == 0.0f; /* target on the predicted side: u = e q */
             logu = small ? -ax - l : -l;
             r = small ? q : eq;
+            u = small ? eq : q;
         } else {
             float A = e * yc + ycomp;
             int small = ycomp == 0.0f;
@@ -182,28 +184,39 @@ fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const f
             logu = la - l;
             float rr = eq / (small ? 1.0f : A);
             r = small ? q : rr;
+            u = q * A;
         }
-        float ug = fk_exp(g * logu);
-        float w = at[i] * ug;
-        float li = w * ce;
-        loss[i] = li * keep[i]; /* keep is 0 or 1 and li finite */
+        float ug = square ? u * u : fk_exp(g * logu);
+        float w = has_at ? at[i] * ug : ug;
+        loss[i] = w * ce;
         if (want_grad) {
             float dce = pm * ym - pc * yi;
-            float gi = w * (dce + g * (1.0f - 2.0f * yi) * r * ce);
-            grad[i] = gi * keep[i];
+            grad[i] = w * (dce + g * (1.0f - 2.0f * yi) * r * ce);
         }
     }
 }
 
+#define FK_SIG_CASE(WG, BI, HA, SQ) fk_sigmoid_body(n, x, y, at, g, WG, BI, HA, SQ, loss, grad)
 static void fk_sigmoid_chunk(int n, const float *restrict x, const float *restrict y, const float *restrict at,
-                             const float *restrict keep, float g, int want_grad, int binary,
-                             float *restrict loss, float *restrict grad) {
-    if (want_grad) {
-        if (binary) fk_sigmoid_body(n, x, y, at, keep, g, 1, 1, loss, grad);
-        else fk_sigmoid_body(n, x, y, at, keep, g, 1, 0, loss, grad);
-    } else {
-        if (binary) fk_sigmoid_body(n, x, y, at, keep, g, 0, 1, loss, grad);
-        else fk_sigmoid_body(n, x, y, at, keep, g, 0, 0, loss, grad);
+                             float g, int want_grad, int binary, float *restrict loss, float *restrict grad) {
+    int code = (want_grad ? 8 : 0) | (binary ? 4 : 0) | (at ? 2 : 0) | (g == 2.0f ? 1 : 0);
+    switch (code) {
+    case 0: FK_SIG_CASE(0, 0, 0, 0); break;
+    case 1: FK_SIG_CASE(0, 0, 0, 1); break;
+    case 2: FK_SIG_CASE(0, 0, 1, 0); break;
+    case 3: FK_SIG_CASE(0, 0, 1, 1); break;
+    case 4: FK_SIG_CASE(0, 1, 0, 0); break;
+    case 5: FK_SIG_CASE(0, 1, 0, 1); break;
+    case 6: FK_SIG_CASE(0, 1, 1, 0); break;
+    case 7: FK_SIG_CASE(0, 1, 1, 1); break;
+    case 8: FK_SIG_CASE(1, 0, 0, 0); break;
+    case 9: FK_SIG_CASE(1, 0, 0, 1); break;
+    case 10: FK_SIG_CASE(1, 0, 1, 0); break;
+    case 11: FK_SIG_CASE(1, 0, 1, 1); break;
+    case 12: FK_SIG_CASE(1, 1, 0, 0); break;
+    case 13: FK_SIG_CASE(1, 1, 0, 1); break;
+    case 14: FK_SIG_CASE(1, 1, 1, 0); break;
+    default: FK_SIG_CASE(1, 1, 1, 1); break;
     }
 }
 
@@ -225,7 +238,7 @@ FK_EXPORT int fk_cpu_isa(void) {
 #endif
 }
 
-FK_EXPORT int fk_abi_version(void) { return 1; }
+FK_EXPORT int fk_abi_version(void) { return 2; }
 
 /*
  * Sigmoid focal loss over flat elements [start, end) of logits viewed as (N, C, S) contiguous.
@@ -234,50 +247,107 @@ FK_EXPORT int fk_abi_version(void) { return 1; }
  * grad_out: gradient in dtype xdt or NULL. block_sums: when not NULL, block_sums[b] += sum of losses of
  * global block b = flat_index / FK_BLOCK (start must then be a multiple of FK_BLOCK).
  */
-FK_EXPORT int fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an,
+FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an,
                                float gamma, int64_t ignore_index, int has_ignore, int64_t N, int64_t C, int64_t S,
                                int64_t start, int64_t end, float *loss_out, void *grad_out, double *block_sums) {
     (void)N;
-    float x[FK_CHUNK], y[FK_CHUNK], at[FK_CHUNK], keep[FK_CHUNK], loss[FK_CHUNK], grad[FK_CHUNK];
+    float xbuf[FK_CHUNK], ybuf[FK_CHUNK], at[FK_CHUNK], lbuf[FK_CHUNK], gbuf[FK_CHUNK];
     const int want_grad = grad_out != NULL;
     const int64_t CS = C * S;
+    const int has_at = ap != NULL || (tdt == FK_I64 && has_ignore);
+    int64_t bad = 0; /* targets outside [0, 1] / NaN, or class indices outside [0, C] that are not ignore_index */
     for (int64_t i0 = start; i0 < end; i0 += FK_CHUNK) {
         int n = (int)((end - i0) < FK_CHUNK ? (end - i0) : FK_CHUNK);
-        fk_load(xp, xdt, i0, n, x);
+        const float *x = xbuf, *y = ybuf;
+        float *loss = loss_out ? loss_out + i0 : lbuf;
+        float *grad = (want_grad && xdt == FK_F32) ? (float *)grad_out + i0 : gbuf;
+        if (xdt == FK_F32) x = (const float *)xp + i0;
+        else fk_load(xp, xdt, i0, n, xbuf);
         int binary = 1;
         if (tdt == FK_I64) {
             const int64_t *t = (const int64_t *)tp;
             int64_t nn = i0 / CS, rem = i0 - nn * CS, c = rem / S, s = rem - c * S;
-            for (int i = 0; i < n; i++) {
-                int64_t ti = t[nn * S + s];
-                int ign = has_ignore && ti == ignore_index;
-                float yi = (ti == c) ? 1.0f : 0.0f;
-                y[i] = yi;
-                float a = 1.0f;
-                if (ap) a = yi != 0.0f ? ap[c] : an[c];
-                at[i] = ign ? 0.0f : a;
-                keep[i] = ign ? 0.0f : 1.0f;
-                if (++s == S) { s = 0; if (++c == C) { c = 0; nn++; } }
+            int i = 0;
+            while (i < n) {
+                /* a segment: the rest of one row, class varying (S == 1) or spatial varying (S > 1) */
+                int len;
+                if (S == 1) {
+                    int64_t ti = t[nn];
+                    len = (int)((C - c) < (n - i) ? (C - c) : (n - i));
+                    int ign = has_ignore && ti == ignore_index;
+                    if (c == 0 && !ign && (ti < 0 || ti > C)) bad++;
+                    for (int j = 0; j < len; j++) ybuf[i + j] = (c + j == ti) ? 1.0f : 0.0f;
+                    if (ap) {
+                        for (int j = 0; j < len; j++) at[i + j] = ybuf[i + j] != 0.0f ? ap[c + j] : an[c + j];
+                    } else if (has_at) {
+                        for (int j = 0; j < len; j++) at[i + j] = 1.0f;
+                    }
+                    if (ign) for (int j = 0; j < len; j++) at[i + j] = 0.0f;
+                    c += len;
+                    if (c == C) { c = 0; nn++; }
+                } else {
+                    const int64_t *tr = t + nn * S + s;
+                    len = (int)((S - s) < (n - i) ? (S - s) : (n - i));
+                    for (int j = 0; j < len; j++) ybuf[i + j] = (tr[j] == c) ? 1.0f : 0.0f;
+                    if (c == 0) {
+                        for (int j = 0; j < len; j++)
+                            bad += (tr[j] < 0 || tr[j] > C) && !(has_ignore && tr[j] == ignore_index);
+                    }
+                    float apc = ap ? ap[c] : 1.0f, anc = ap ? an[c] : 1.0f;
+                    if (has_at) {
+                        for (int j = 0; j < len; j++) {
+                            float a = ybuf[i + j] != 0.0f ? apc : anc;
+                            at[i + j] = (has_ignore && tr[j] == ignore_index) ? 0.0f : a;
+                        }
+                    }
+                    s += len;
+                    if (s == S) { s = 0; if (++c == C) { c = 0; nn++; } }
+                }
+                i += len;
             }
         } else {
-            fk_load(tp, tdt, i0, n, y);
-            for (int i = 0; i < n; i++) { keep[i] = 1.0f; binary &= (y[i] == 0.0f) | (y[i] == 1.0f); }
+            if (tdt == FK_F32) y = (const float *)tp + i0;
+            else fk_load(tp, tdt, i0, n, ybuf);
+            int nb = 0, nbad = 0;
+#pragma omp simd reduction(+ : nb, nbad)
+            for (int i = 0; i < n; i++) {
+                nb += (y[i] != 0.0f) & (y[i] != 1.0f);
+                nbad += !((y[i] >= 0.0f) & (y[i] <= 1.0f)); /* NaN counts as bad */
+            }
+            binary = nb == 0;
+            bad += nbad;
             if (ap) {
+                /* segments of one row: class varying (S == 1, alpha contiguous) or fixed (S > 1) */
                 int64_t c = (i0 / S) % C, s = i0 % S;
-                for (int i = 0; i < n; i++) {
-                    at[i] = ap[c] * y[i] + an[c] * (1.0f - y[i]);
-                    if (++s == S) { s = 0; if (++c == C) c = 0; }
+                int i = 0;
+                while (i < n) {
+                    int len;
+                    if (S == 1) {
+                        len = (int)((C - c) < (n - i) ? (C - c) : (n - i));
+                        const float *apr = ap + c, *anr = an + c, *yr = y + i;
+                        float *atr = at + i;
+#pragma omp simd
+                        for (int j = 0; j < len; j++) atr[j] = apr[j] * yr[j] + anr[j] * (1.0f - yr[j]);
+                        c += len;
+                        if (c == C) c = 0;
+                    } else {
+                        len = (int)((S - s) < (n - i) ? (S - s) : (n - i));
+                        const float apc = ap[c], anc = an[c], *yr = y + i;
+                        float *atr = at + i;
+#pragma omp simd
+                        for (int j = 0; j < len; j++) atr[j] = apc * yr[j] + anc * (1.0f - yr[j]);
+                        s += len;
+                        if (s == S) { s = 0; if (++c == C) c = 0; }
+                    }
+                    i += len;
                 }
-            } else {
-                for (int i = 0; i < n; i++) at[i] = 1.0f;
             }
         }
-        fk_sigmoid_chunk(n, x, y, at, keep, gamma, want_grad, binary, loss, grad);
-        if (loss_out) memcpy(loss_out + i0, loss, (size_t)n * 4);
-        if (want_grad) fk_store(grad_out, xdt, i0, n, grad);
+        fk_sigmoid_chunk(n, x, y, has_at ? at : NULL, gamma, want_grad, binary, loss, grad);
+        if (want_grad && xdt != FK_F32) fk_store(grad_out, xdt, i0, n, gbuf);
         if (block_sums) block_sums[i0 / FK_BLOCK] += fk_sum_chunk(n, loss);
     }
-    return 0;
+    return bad;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -322,7 +392,10 @@ static void fk_softmax_cols(int nc, int64_t C, int64_t S, const float *restrict 
 #pragma omp simd
     for (int i = 0; i < nc; i++) {
         float lS = fk_log(ssum[i]); /* S >= 1 */
-        float l = xt[i] - m[i] - lS;
+        float ext = fk_exp(xt[i] - m[i]);
+        /* log p_t: -log1p(S'/e_t) when p_t >= 1/2 (no cancellation), else x_t - m - log S */
+        int big = sp[i] <= ext;
+        float l = big ? -fk_log1p01(big ? sp[i] / ext : 0.0f) : xt[i] - m[i] - lS;
         int zero = sp[i] <= 0.0f;
         float lsp = fk_log(zero ? 1.0f : sp[i]);
         float logu = lsp - lS;
@@ -357,7 +430,8 @@ static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, flo
 #pragma omp simd reduction(+ : sp)
     for (int64_t k = 0; k < C; k++) sp += (k == ti) ? 0.0f : er[k];
     float lS = fk_log(ssum);
-    float l = xr[ti] - m - lS;
+    int big = sp <= ext; /* p_t >= 1/2: log p_t = -log1p(S'/e_t) without cancellation */
+    float l = big ? -fk_log1p01(sp / ext) : xr[ti] - m - lS;
     int zero = sp <= 0.0f;
     float ug = zero ? (g == 0.0f ? 1.0f : 0.0f) : fk_exp(g * (fk_log(sp) - lS));
     float u = sp / ssum;
@@ -378,16 +452,19 @@ static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, flo
  * Softmax focal loss over columns [start, end) of the (N * S) flat columns. wt: combined per-class weight
  * alpha[c] * weight[c] (C,) or NULL. loss_out: per-column float32 (N, S) or NULL. grad_out: logits-shaped
  * in dtype xdt or NULL. block_sums: block_sums[b] += column losses of global column block b = col / FK_BLOCK.
- * scratch: (2 * FK_CHUNK + 2) * C floats owned by the caller (one per thread).
+ * scratch: 2 * C floats (S == 1) or 2 * C * FK_CHUNK floats (S > 1) owned by the caller (one per thread).
  */
-FK_EXPORT int fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
+FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
                                int64_t ignore_index, int has_ignore, int64_t N, int64_t C, int64_t S, int64_t start,
                                int64_t end, float *loss_out, void *grad_out, double *block_sums, float *scratch) {
     (void)N;
     float loss[FK_CHUNK], coef[FK_CHUNK], gt[FK_CHUNK];
     int64_t tloc[FK_CHUNK];
-    float *xb = scratch, *exb = scratch + C * FK_CHUNK, *row = scratch + 2 * C * FK_CHUNK, *erow = row + C;
+    /* S == 1 uses 2 C floats of scratch (row, erow); S > 1 uses 2 C FK_CHUNK (xb, exb) */
+    float *xb = scratch, *exb = scratch + C * FK_CHUNK, *row = scratch, *erow = scratch + C;
     const int want_grad = grad_out != NULL;
+    int64_t bad = 0; /* class indices outside [0, C) that are not ignore_index */
+    for (int64_t r = start; r < end; r++) bad += (tp[r] < 0 || tp[r] >= C) && !(has_ignore && tp[r] == ignore_index);
     if (S == 1) {
         for (int64_t r = start; r < end; r++) {
             int64_t ti = tp[r];
@@ -411,7 +488,7 @@ FK_EXPORT int fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, const
             if (loss_out) loss_out[r] = li;
             if (block_sums) block_sums[r / FK_BLOCK] += (double)li;
         }
-        return 0;
+        return bad;
     }
     int64_t col = start;
     while (col < end) {
@@ -437,5 +514,5 @@ FK_EXPORT int fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, const
         }
         col += nc;
     }
-    return 0;
+    return bad;
 }

@@ -1,0 +1,81 @@
+"""The benchmark package (focalkit.bench): runner pieces and a tiny end-to-end run. No speed assertions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from focalkit.bench import _impls, _runner, add_bench_arguments, run_bench
+
+
+def test_formulas_match_reference_style_losses():
+    x, t = _impls.make_inputs("sigmoid", 800, torch.float32)
+    import focalkit
+
+    torch.testing.assert_close(_impls.torchvision_formula(x, t),
+                               focalkit.sigmoid_focal_loss(x, t, alpha=0.25, gamma=2.0, reduction="sum"),
+                               rtol=1e-4, atol=1e-4)
+    xs, ts = _impls.make_inputs("softmax", 640, torch.float32)
+    torch.testing.assert_close(_impls.softmax_focal_formula(xs, ts),
+                               focalkit.softmax_focal_loss(xs, ts, gamma=2.0, reduction="sum"), rtol=1e-4, atol=1e-4)
+
+
+def test_time_group_interleaves_and_reports_errors():
+    x, t = _impls.make_inputs("sigmoid", 800, torch.float32)
+    x.requires_grad_(True)
+    good = _impls.Impl("good", "sigmoid", lambda: _impls.torchvision_formula, "other")
+
+    def broken(x, t):
+        raise RuntimeError("boom")
+
+    bad = _impls.Impl("bad", "sigmoid", lambda: broken, "other")
+    res = _runner.time_group([(good, good.make()), (bad, bad.make())], x, t, "both", min_reps=3, max_reps=4,
+                             min_time=0.0)
+    assert isinstance(res["good"], list) and 3 <= len(res["good"]) <= 4 and all(v > 0 for v in res["good"])
+    assert isinstance(res["bad"], str) and "boom" in res["bad"]
+
+
+def test_memory_accounting_on_a_known_case():
+    impl = _impls.Impl("tv", "sigmoid", lambda: _impls.torchvision_formula, "other")
+    m = _runner.measure_memory(impl, impl.make(), "sigmoid", 80_000, torch.float32)
+    assert m["saved_in_logits"] >= 5  # the eager formula keeps a chain of intermediates
+    assert m["peak_extra_in_logits"] >= 1  # at least the gradient
+
+
+def test_targets_are_computed_from_one_run():
+    def rec(impl, ms, numel=4_000_000, mode="both"):
+        return {"impl": impl, "dtype": "fp32", "numel": numel, "mode": mode, "median_ms": ms}
+
+    results = {
+        "sigmoid": {"timings": [rec("focalkit[cpu]", 10.0), rec("torchvision formula (eager)", 60.0),
+                                rec("torchvision formula (compiled)", 12.0)],
+                    "memory": [], "first_call": [{"impl": "focalkit[cpu]", "first_call_s": 0.1}], "skipped": {}},
+        "softmax": {"timings": [rec("focalkit[cpu]", 13.0, 65536 * 64), rec("F.cross_entropy (floor)", 10.0, 65536 * 64)],
+                    "memory": [], "first_call": [], "skipped": {}},
+    }
+    targets = {t["target"].split(":")[0] + str(t["goal"]): t for t in _runner.evaluate_targets(results)}
+    met = [t["met"] for t in _runner.evaluate_targets(results)]
+    values = [t["value"] for t in _runner.evaluate_targets(results)]
+    assert values[:2] == [6.0, 1.2] and met[:2] == [True, False]
+    assert met[2] is True and abs(values[3] - 1.3) < 1e-12 and met[3] is True
+    assert targets
+
+
+def test_quick_run_writes_json_markdown_and_png(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    args = parser.parse_args(["--op", "sigmoid", "--sizes", "2e4", "--modes", "both", "--no-compile",
+                              "--no-first-call", "--impls", "torchvision formula (eager)", "--min-reps", "3",
+                              "--max-reps", "3", "--min-time", "0", "--dtypes", "fp32", "--out", str(tmp_path),
+                              "--name", "t"])
+    assert run_bench(args) == 0
+    report = json.loads((tmp_path / "t.json").read_text())
+    meta = report["metadata"]
+    for key in ("date_utc", "git_commit", "device", "versions"):
+        assert meta[key]
+    names = {r["impl"] for r in report["results"]["sigmoid"]["timings"]}
+    assert "torchvision formula (eager)" in names and "F.binary_cross_entropy_with_logits (floor)" in names
+    assert (tmp_path / "t.md").read_text().startswith("# focalkit CPU benchmark")
+    assert (tmp_path / "t.png").stat().st_size > 1000
