@@ -107,3 +107,51 @@ def test_star_finite_at_extremes(dtype):
     loss = focalkit.sigmoid_focal_loss_star(x, y, 2.0, 1.0, 0.25, "sum")
     (grad,) = torch.autograd.grad(loss, x)
     assert bool(torch.isfinite(loss)) and bool(torch.isfinite(grad).all())
+
+
+PROBABILITY_BANDS = {
+    "low": lambda g: torch.rand(6, 4, generator=g) * 0.05 + 1e-4,
+    "high": lambda g: 1 - torch.rand(6, 4, generator=g) * 0.05 - 1e-4,
+    "random": lambda g: torch.rand(6, 4, generator=g) * 0.98 + 0.01,
+}
+TARGET_PATTERNS = {
+    "zeros": lambda g: torch.zeros(6, 4),
+    "ones": lambda g: torch.ones(6, 4),
+    "random": lambda g: torch.rand(6, 4, generator=g).round(),
+    "soft": lambda g: torch.rand(6, 4, generator=g),
+}
+
+
+@pytest.mark.parametrize("band", list(PROBABILITY_BANDS))
+@pytest.mark.parametrize("pattern", list(TARGET_PATTERNS))
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("alpha", [None, 0.25])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_binary_bands_and_patterns_match_reference(band, pattern, gamma, alpha, dtype):
+    g = torch.Generator().manual_seed(7)
+    p = PROBABILITY_BANDS[band](g).to(dtype).requires_grad_(True)
+    y = TARGET_PATTERNS[pattern](g).to(dtype)
+    loss = focalkit.binary_focal_loss(p, y, alpha, gamma, "none")
+    (grad,) = torch.autograd.grad(loss.sum(), p)
+    p64 = p.detach().double().requires_grad_(True)
+    ref = reference.binary_focal_loss(p64, y.double(), alpha, gamma)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), p64)
+    assert_close(loss, ref, dtype)
+    assert_close(grad, ref_grad, dtype, scale=4.0)
+
+
+@pytest.mark.parametrize("band", ["low", "high", "random"])
+@pytest.mark.parametrize("pattern", ["zeros", "ones", "random", "soft"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_star_bands_and_patterns_match_reference(band, pattern, dtype):
+    from conftest import make_logits, make_targets
+
+    x = make_logits(band, (6, 4)).to(dtype).requires_grad_(True)
+    y = make_targets(pattern, (6, 4)).to(dtype)
+    loss = focalkit.sigmoid_focal_loss_star(x, y, 2.0, 1.0, 0.25, "none")
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    x64 = x.detach().double().requires_grad_(True)
+    ref = reference.sigmoid_focal_loss_star(x64, y.double(), 2.0, 1.0, 0.25)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), x64)
+    assert_close(loss, ref, dtype)
+    assert_close(grad, ref_grad, dtype)

@@ -150,3 +150,29 @@ def test_normalizer_and_ignore_count():
     total = focalkit.softmax_focal_loss(x, t, reduction="sum")
     torch.testing.assert_close(focalkit.softmax_focal_loss(x, t, normalizer=4), total / 4)
     torch.testing.assert_close(focalkit.softmax_focal_loss(x, t), total / (t != -100).sum())
+
+
+SOFTMAX_BANDS = {
+    "confident_right": 6.0,  # the target logit far above the others: p_t near 1
+    "confident_wrong": -6.0,  # far below: p_t near 0
+    "random": 0.0,
+}
+
+
+@pytest.mark.parametrize("band", list(SOFTMAX_BANDS))
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 5.0])
+@pytest.mark.parametrize("alpha", [None, 0.25, [0.4, 0.3, 0.2, 0.1, 0.5]])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_probability_bands_match_reference(band, gamma, alpha, dtype):
+    g = torch.Generator().manual_seed(11)
+    t = torch.randint(0, 5, (12,), generator=g)
+    x = torch.randn(12, 5, generator=g, dtype=torch.float64) * 2
+    x = x + SOFTMAX_BANDS[band] * torch.nn.functional.one_hot(t, 5)
+    xd = x.to(dtype).requires_grad_(True)
+    loss = focalkit.softmax_focal_loss(xd, t, alpha=alpha, gamma=gamma, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), xd)
+    x64 = xd.detach().double().requires_grad_(True)
+    ref = reference.softmax_focal_loss(x64, t, alpha, gamma)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), x64)
+    assert_close(loss, ref, dtype, scale=2.0)
+    assert_close(grad, ref_grad, dtype, scale=2.0)
