@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import focalkit
 from focalkit import reference
 
-from conftest import BANDS, FLOAT_DTYPES, PATTERNS, TOLERANCES, assert_close, make_logits, make_targets
+from conftest import BANDS, FLOAT_DTYPES, PATTERNS, assert_close, make_logits, make_targets
 
 GAMMAS = [0.0, 0.5, 1.0, 2.0, 5.0]
 ALPHAS = [None, 0.25, 0.75]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 
 import pytest
 import torch
@@ -134,6 +133,12 @@ def test_fp32_confident_rows_keep_relative_accuracy():
 def test_unbatched_input():
     x = torch.randn(5, dtype=torch.float64)
     torch.testing.assert_close(focalkit.softmax_focal_loss(x, torch.tensor(2), gamma=0.0), F.cross_entropy(x, torch.tensor(2)))
+    q = torch.softmax(torch.randn(5, dtype=torch.float64), 0)
+    torch.testing.assert_close(focalkit.softmax_focal_loss(x, q, gamma=0.0), F.cross_entropy(x, q))
+    torch.testing.assert_close(
+        focalkit.softmax_focal_loss(x, q, gamma=2.0, reduction="none"),
+        focalkit.softmax_focal_loss(x.unsqueeze(0), q.unsqueeze(0), gamma=2.0, reduction="none").squeeze(0),
+    )
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])

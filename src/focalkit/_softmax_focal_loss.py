@@ -96,10 +96,8 @@ def softmax_focal_loss(
         section 3.2 and evaluated in the appendix).
     """
     input = check_floating("input", input)
-    if input.ndim == 1:
-        batched_target = target.unsqueeze(0) if isinstance(target, Tensor) and target.ndim in (0, 1) and target.is_floating_point() == (target.ndim == 1) else target
-        if isinstance(batched_target, Tensor) and not batched_target.is_floating_point():
-            batched_target = batched_target.reshape(1)
+    if input.ndim == 1:  # one sample: (C,) logits with a () class index or (C,) probabilities, as F.cross_entropy
+        batched_target = target.unsqueeze(0) if isinstance(target, Tensor) else target
         return softmax_focal_loss(
             input.unsqueeze(0), batched_target, weight, ignore_index, reduction, label_smoothing,
             alpha=alpha, gamma=gamma, normalizer=normalizer, sync_normalizer=sync_normalizer,

@@ -1,7 +1,7 @@
-"""Differentiable softmax focal loss: the autograd Function over the back-end and the single entry points.
+"""Differentiable softmax focal loss: the single entry points through which the softmax losses reach a back-end.
 
-``softmax_focal_differentiable`` (class-index targets) saves only the gradient computed in the forward pass
-(:class:`~focalkit._fused_function.FusedLossFunction`).
+``softmax_focal_differentiable`` (class-index targets) goes through the custom op of :mod:`focalkit.kernels.ops`,
+which dispatches to a fused back-end and saves only the gradient computed in the forward pass.
 ``soft_softmax_focal_differentiable`` (probability targets, label smoothing) recomputes its log-space formula in the
 backward pass through ``torch.utils.checkpoint``, so that only the logits and the targets are kept.
 """
@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from ._fused_function import fused_loss
-from ._softmax_math import soft_softmax_focal_rows, softmax_focal_forward_torch
+from ._softmax_math import soft_softmax_focal_rows
+from ._targets import one_hot_targets
 
 
 def softmax_focal_differentiable(
@@ -46,10 +46,8 @@ def _smoothed_rows(
     if targets.is_floating_point():
         q = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
     else:
-        index = targets.unsqueeze(1)
-        valid = index != ignore_index
-        classes = torch.arange(num_classes, device=logits.device).view([1, num_classes] + [1] * (logits.ndim - 2))
-        one_hot = (index == classes).to(torch.promote_types(logits.dtype, torch.float32))
+        one_hot, valid = one_hot_targets(logits, targets, ignore_index)
+        one_hot = one_hot.to(torch.promote_types(logits.dtype, torch.float32))  # smoothing in the compute dtype
         q = (one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes) * valid
     return soft_softmax_focal_rows(logits, q, class_weight, gamma)
 

@@ -36,7 +36,6 @@ from typing import Any, Callable
 
 import torch
 
-from . import _impls
 from ._impls import Impl, env_set, impls_for, make_inputs
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -389,10 +388,10 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ reports
 def write_markdown(report: dict[str, Any], path: Path) -> None:
     meta = report["metadata"]
-    lines = [f"# focalkit CPU benchmark", "",
+    lines = ["# focalkit CPU benchmark", "",
              f"- date (UTC): {meta['date_utc']}", f"- git commit: {meta['git_commit']}",
              f"- device: {meta['device']}", f"- CPU kernel build: {meta['cpu_kernel_build']}",
-             f"- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v),
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v),
              f"- load average at start / end: {meta.get('load_average_start')} / {meta.get('load_average_end')}",
              f"- command: `{meta.get('command', '')}`", ""]
     lines += ["## Targets (issue 3)", "", "| target | measured | goal | met | detail |", "|---|---|---|---|---|"]
