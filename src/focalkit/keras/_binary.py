@@ -9,6 +9,7 @@ import numpy as np
 from keras import ops
 
 from focalkit.keras._checks import check_alpha, check_class_count, check_gamma, check_label_smoothing
+from focalkit.keras._loss_object import FocalLossObject
 from focalkit.keras._math import binary_terms_from_probs, sigmoid_terms
 
 __all__ = ["BinaryFocalLoss", "binary_focal_loss"]
@@ -91,7 +92,7 @@ def binary_focal_loss(
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
-class BinaryFocalLoss(keras.losses.Loss):
+class BinaryFocalLoss(FocalLossObject):
     r"""Binary (sigmoid) focal loss as a ``keras.losses.Loss``; see :func:`binary_focal_loss` for the math.
 
     Per sample the loss is the mean over the last axis of
@@ -119,6 +120,9 @@ class BinaryFocalLoss(keras.losses.Loss):
         arXiv:1708.02002.
     """
 
+    loss_fn = staticmethod(binary_focal_loss)
+    param_names = ("gamma", "alpha", "from_logits", "label_smoothing", "axis")
+
     def __init__(
         self,
         gamma: float = 2.0,
@@ -136,25 +140,3 @@ class BinaryFocalLoss(keras.losses.Loss):
         self.from_logits = bool(from_logits)
         self.label_smoothing = check_label_smoothing(label_smoothing)
         self.axis = int(axis)
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        return binary_focal_loss(
-            y_true,
-            y_pred,
-            gamma=self.gamma,
-            alpha=self.alpha,
-            from_logits=self.from_logits,
-            label_smoothing=self.label_smoothing,
-            axis=self.axis,
-        )
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            gamma=self.gamma,
-            alpha=self.alpha,
-            from_logits=self.from_logits,
-            label_smoothing=self.label_smoothing,
-            axis=self.axis,
-        )
-        return config

@@ -9,6 +9,7 @@ from keras import ops
 
 from focalkit.keras._binary import _compute_float, _tiny
 from focalkit.keras._checks import check_alpha, check_class_count, check_gamma, check_label_smoothing
+from focalkit.keras._loss_object import FocalLossObject
 from focalkit.keras._math import (
     categorical_terms_from_logits,
     categorical_terms_from_probs,
@@ -172,7 +173,7 @@ def sparse_categorical_focal_loss(
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
-class CategoricalFocalLoss(keras.losses.Loss):
+class CategoricalFocalLoss(FocalLossObject):
     r"""Softmax focal loss with one-hot / soft targets as a ``keras.losses.Loss``; see :func:`categorical_focal_loss`.
 
     Per sample :math:`-\sum_c y_c \alpha_c (1 - p_c)^\gamma \log p_c`; Keras then applies ``reduction`` and
@@ -198,6 +199,9 @@ class CategoricalFocalLoss(keras.losses.Loss):
         arXiv:1708.02002.
     """
 
+    loss_fn = staticmethod(categorical_focal_loss)
+    param_names = ("gamma", "alpha", "from_logits", "label_smoothing", "axis")
+
     def __init__(
         self,
         gamma: float = 2.0,
@@ -216,31 +220,9 @@ class CategoricalFocalLoss(keras.losses.Loss):
         self.label_smoothing = check_label_smoothing(label_smoothing)
         self.axis = int(axis)
 
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        return categorical_focal_loss(
-            y_true,
-            y_pred,
-            gamma=self.gamma,
-            alpha=self.alpha,
-            from_logits=self.from_logits,
-            label_smoothing=self.label_smoothing,
-            axis=self.axis,
-        )
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            gamma=self.gamma,
-            alpha=self.alpha,
-            from_logits=self.from_logits,
-            label_smoothing=self.label_smoothing,
-            axis=self.axis,
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="focalkit")
-class SparseCategoricalFocalLoss(keras.losses.Loss):
+class SparseCategoricalFocalLoss(FocalLossObject):
     r"""Softmax focal loss with integer targets as a ``keras.losses.Loss``; see :func:`sparse_categorical_focal_loss`.
 
     Per sample :math:`-\alpha_t (1 - p_t)^\gamma \log p_t`; ``ignore_class`` entries are left out of the mean.
@@ -264,6 +246,9 @@ class SparseCategoricalFocalLoss(keras.losses.Loss):
         arXiv:1708.02002.
     """
 
+    loss_fn = staticmethod(sparse_categorical_focal_loss)
+    param_names = ("gamma", "alpha", "from_logits", "ignore_class", "axis")
+
     def __init__(
         self,
         gamma: float = 2.0,
@@ -281,25 +266,3 @@ class SparseCategoricalFocalLoss(keras.losses.Loss):
         self.from_logits = bool(from_logits)
         self.ignore_class = None if ignore_class is None else int(ignore_class)
         self.axis = int(axis)
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        return sparse_categorical_focal_loss(
-            y_true,
-            y_pred,
-            gamma=self.gamma,
-            alpha=self.alpha,
-            from_logits=self.from_logits,
-            ignore_class=self.ignore_class,
-            axis=self.axis,
-        )
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            gamma=self.gamma,
-            alpha=self.alpha,
-            from_logits=self.from_logits,
-            ignore_class=self.ignore_class,
-            axis=self.axis,
-        )
-        return config

@@ -1,0 +1,30 @@
+"""The shared shell of focalkit's ``keras.losses.Loss`` classes: call the loss function with the stored settings.
+
+Each subclass names its loss function (``loss_fn``) and the hyper-parameters it stores (``param_names``); ``call``
+passes exactly those to the function and ``get_config`` serialises exactly those, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import keras
+
+
+class FocalLossObject(keras.losses.Loss):
+    """Base of :class:`BinaryFocalLoss`, :class:`CategoricalFocalLoss` and :class:`SparseCategoricalFocalLoss`."""
+
+    loss_fn: ClassVar[Callable[..., Any]]
+    param_names: ClassVar[tuple[str, ...]]
+
+    def _params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.param_names}
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return type(self).loss_fn(y_true, y_pred, **self._params())
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(self._params())
+        return config
