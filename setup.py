@@ -1,6 +1,6 @@
 """Build script for focalkit's optional fused CPU kernels (all metadata lives in pyproject.toml).
 
-Two shared libraries are built from ``src/focalkit/kernels/csrc/focal_cpu.c`` (plain C, no torch or Python headers
+Two shared libraries are built from ``src/focalkit/backends/cpu/csrc/focal_cpu.c`` (plain C, no torch or Python headers
 needed): a baseline one and, on x86-64, an AVX2 + FMA + F16C one. They are loaded with ctypes at run time and chosen
 by CPU feature. If no C compiler works, the build of the extension is skipped and the install still succeeds:
 focalkit then uses its PyTorch back-end. Set ``FOCALKIT_NO_EXT=1`` to skip the kernels on purpose.
@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-CSRC = "src/focalkit/kernels/csrc"
+CSRC = "src/focalkit/backends/cpu/csrc"
+ABI_FILE = "src/focalkit/backends/cpu/abi.py"
 COMMON_ARGS = ["-O3", "-g0", "-std=gnu11", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
 
 
@@ -43,23 +46,33 @@ class OptionalBuildExt(build_ext):
         return os.path.join(*fullname.split(".")) + suffix
 
 
+def abi_version() -> str:
+    """The C interface version, read from its one definition in abi.py (focalkit itself needs torch to import)."""
+    match = re.search(r"^ABI_VERSION = (\d+)$", Path(ABI_FILE).read_text(), flags=re.M)
+    if match is None:
+        raise RuntimeError(f"{ABI_FILE}: no 'ABI_VERSION = <int>' line")
+    return match.group(1)
+
+
 def extensions() -> list[Extension]:
     if os.environ.get("FOCALKIT_NO_EXT") == "1" or sys.platform == "win32":
         return []
     exts = [
         Extension(
-            "focalkit.kernels._focal_cpu_base",
+            "focalkit.backends.cpu._focal_cpu_base",
             sources=[f"{CSRC}/focal_cpu_base.c"],
-            depends=[f"{CSRC}/focal_cpu.c"],
+            depends=[f"{CSRC}/focal_cpu.c", ABI_FILE],
+            define_macros=[("FK_ABI_VERSION", abi_version())],
             extra_compile_args=COMMON_ARGS,
         )
     ]
     if platform.machine().lower() in ("x86_64", "amd64"):
         exts.append(
             Extension(
-                "focalkit.kernels._focal_cpu_avx2",
+                "focalkit.backends.cpu._focal_cpu_avx2",
                 sources=[f"{CSRC}/focal_cpu_avx2.c"],
-                depends=[f"{CSRC}/focal_cpu.c"],
+                depends=[f"{CSRC}/focal_cpu.c", ABI_FILE],
+                define_macros=[("FK_ABI_VERSION", abi_version())],
                 extra_compile_args=COMMON_ARGS + ["-mavx2", "-mfma", "-mf16c"],
             )
         )

@@ -6,7 +6,7 @@ Writes DIR/bench_sigmoid.json, .md and .png (default DIR: benchmarks/results/cpu
 
 import sys
 
-from focalkit.bench import main
+from focalkit_app.bench import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:], op="sigmoid"))

@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     if args.seeds < 2:
         print("one seed: no comparison (needs a spread)")
         return 0
-    from focalkit.demo.stats import paired_comparison  # the demo's rule: paired 95 % t interval over seeds
+    from focalkit_app.demo.stats import paired_comparison  # the demo's rule: paired 95 % t interval over seeds
 
     for k, what in ((0, "top-1 accuracy"), (1, "balanced accuracy")):
         c = paired_comparison([r[k] for r in results["focal"]], [r[k] for r in results["ce"]])

@@ -291,7 +291,7 @@ def label_smoothing_matches_smoothed_targets() -> dict:
 
 
 @check
-def seed_002_probability_usage() -> dict:
+def binary_focal_loss_probability_usage() -> dict:
     """focal_loss(y_true, y_pred, gamma=2.0) with alpha 0.25 = mean over the last axis of alpha_t (1 - p_t)^g BCE."""
     y = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=np.float32)
     p = np.array([[0.1, 0.8, 0.35], [0.99, 0.6, 1e-5]], dtype=np.float32)

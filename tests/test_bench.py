@@ -1,4 +1,4 @@
-"""The benchmark package (focalkit.bench): runner pieces and a tiny end-to-end run. No speed assertions."""
+"""The benchmark package (focalkit_app.bench): runner pieces and a tiny end-to-end run. No speed assertions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from focalkit.bench import _impls, _runner, add_bench_arguments, run_bench
+from focalkit_app.bench import _impls, _runner, add_bench_arguments, run_bench
 
 
 def test_formulas_match_reference_style_losses():

@@ -1,4 +1,4 @@
-"""binary_focal_loss (probabilities, the seeds' worked numbers) and FL* (Appendix A)."""
+"""binary_focal_loss (probabilities, worked examples) and FL* (Appendix A)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from focalkit import reference
 from conftest import FLOAT_DTYPES, assert_close
 
 
-def test_seed_000_worked_numbers():
-    """Seed 000: gamma = 2, alpha_t = 0.25; p = 0.2 (hard positive) -> 0.257, p = 0.8 (easy) -> 0.002.
+def test_worked_example_positive_at_p_02_and_08():
+    """gamma = 2, alpha_t = 0.25, a positive sample: p = 0.2 (hard) -> 0.257, p = 0.8 (easy) -> 0.002.
 
-    The seed truncates 0.25 * 0.64 * 1.6094 = 0.25751 to three decimals.
+    0.257 is 0.25 * 0.64 * 1.6094 = 0.25751 truncated to three decimals.
     """
     loss = focalkit.binary_focal_loss(torch.tensor([0.2, 0.8]), torch.ones(2), alpha=0.25, gamma=2.0, reduction="none")
     assert float(loss[0]) == pytest.approx(0.257, abs=1e-3)
@@ -23,8 +23,8 @@ def test_seed_000_worked_numbers():
     assert float(loss[1]) == pytest.approx(0.25 * 0.04 * 0.2231435513, rel=1e-5)
 
 
-def test_seed_002_and_003_modulating_factor():
-    """Seed 003: at p_t = 0.9 and gamma = 2 the modulating factor is 0.01 (loss 100x below CE)."""
+def test_modulating_factor_at_pt_09_and_0968():
+    """At gamma = 2 the modulating factor is 0.01 at p_t = 0.9 (loss 100x below CE) and 0.032^2 at p_t = 0.968."""
     p = torch.tensor([0.9], dtype=torch.float64)
     fl = focalkit.binary_focal_loss(p, torch.ones(1, dtype=torch.float64), alpha=None, gamma=2.0, reduction="sum")
     ce = focalkit.binary_focal_loss(p, torch.ones(1, dtype=torch.float64), alpha=None, gamma=0.0, reduction="sum")

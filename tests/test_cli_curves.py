@@ -1,12 +1,12 @@
-"""focalkit curves writes the figures and prints the table with the seeds' factor 0.01 at p_t = 0.9."""
+"""focalkit curves writes the figures and prints the table with the modulating factor 0.01 at p_t = 0.9, gamma = 2."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from focalkit.cli.curves import loss_table
-from focalkit.cli.main import main
+from focalkit_app.cli.curves import loss_table
+from focalkit_app.cli.main import main
 
 
 def test_loss_table_factor_at_pt_09():

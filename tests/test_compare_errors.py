@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import focalkit
-from focalkit.demo import cli
-from focalkit.demo.tabular import load_table, validate_table
+from focalkit_app.demo import cli
+from focalkit_app.demo.tabular import load_table, validate_table
 
 
 def _args(argv):

@@ -7,9 +7,9 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from focalkit.demo import cli
-from focalkit.demo.compare import CompareConfig, make_folds, run_compare_table
-from focalkit.demo.tabular import load_table
+from focalkit_app.demo import cli
+from focalkit_app.demo.compare import CompareConfig, make_folds, run_compare_table
+from focalkit_app.demo.tabular import load_table
 
 
 def _data(n_per=(40, 15, 6), seed=0):
@@ -38,7 +38,7 @@ def test_formats_load_identically(tmp_path):
 
 def test_folds_are_stratified_and_disjoint():
     x, y = _data()
-    from focalkit.demo.tabular import Table
+    from focalkit_app.demo.tabular import Table
 
     t = Table(x.astype(np.float32), np.unique(y, return_inverse=True)[1], ("ant", "bee", "cow"), ("a", "b", "c"))
     splits = make_folds(t, 3, seed=0)
@@ -72,7 +72,7 @@ def test_compare_cli_writes_report(tmp_path, capsys):
 
 
 def test_tune_reports_gain_and_recommendation(tmp_path, capsys):
-    from focalkit.demo.tabular import Table
+    from focalkit_app.demo.tabular import Table
 
     x, y = _data()
     t = Table(x.astype(np.float32), np.unique(y, return_inverse=True)[1], ("ant", "bee", "cow"), ("a", "b", "c"))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from focalkit.demo import cli
+from focalkit_app.demo import cli
 
 
 def _parse(add, argv):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import focalkit
-from focalkit.demo.datasets import digits_long_tail, long_tail_counts, long_tail_subsample, tail_classes
+from focalkit_app.demo.datasets import digits_long_tail, long_tail_counts, long_tail_subsample, tail_classes
 
 
 @pytest.mark.parametrize("imbalance", [10, 50, 100])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import focalkit
-from focalkit.demo.detection import (SHAPES, DetectionConfig, LossConfig, default_grid, detection_loss, make_batch,
+from focalkit_app.demo.detection import (SHAPES, DetectionConfig, LossConfig, default_grid, detection_loss, make_batch,
                                      normalised_loss_cdf, run_detection_demo, train_detector)
 
 

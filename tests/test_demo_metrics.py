@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score
 
 import focalkit
-from focalkit.demo.metrics import classification_metrics, expected_calibration_error, reliability_curve
-from focalkit.demo.stats import mean_std, paired_comparison
+from focalkit_app.demo.metrics import classification_metrics, expected_calibration_error, reliability_curve
+from focalkit_app.demo.stats import mean_std, paired_comparison
 
 
 def _probs(seed=0, n=200, c=4):

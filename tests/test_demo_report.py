@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from focalkit.demo.experiment import LossRuns
-from focalkit.demo.metrics import METRICS
-from focalkit.demo.plots import plot_per_class_recall, plot_reliability, plot_training_curves
-from focalkit.demo.report import Setting, conclusions, terminal_table, write_markdown
+from focalkit_app.demo.experiment import LossRuns
+from focalkit_app.demo.metrics import METRICS
+from focalkit_app.demo.plots import plot_per_class_recall, plot_reliability, plot_training_curves
+from focalkit_app.demo.report import Setting, conclusions, terminal_table, write_markdown
 
 
 def _runs(name, bacc, ece, seeds=5, rng=None):

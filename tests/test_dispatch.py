@@ -1,4 +1,4 @@
-"""Back-end dispatch (focalkit.kernels.dispatch) and the custom ops (focalkit.kernels.ops).
+"""Back-end dispatch (focalkit.backends) and the custom ops of the autograd layer (focalkit._autograd).
 
 Covers: the automatic choice, forcing by argument and by FOCALKIT_BACKEND, typed errors for unavailable back-ends,
 public functions giving the same numbers on every back-end, torch.compile(fullgraph=True) through the custom ops
@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import focalkit
-from focalkit.kernels import cpu_lib, dispatch, ops
-from focalkit.kernels.dispatch import BackendUnavailableError, get_forward, resolve_backend
+from focalkit import _autograd, backends as dispatch
+from focalkit.backends import BackendUnavailableError, get_forward, resolve_backend
+from focalkit.backends.cpu import library as cpu_lib
 
 HAVE_CPU = cpu_lib.available()
 needs_cpu = pytest.mark.skipif(not HAVE_CPU, reason="CPU kernels not built")
@@ -34,16 +35,18 @@ def _xy(n=16, c=5, dtype=torch.float32):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_auto_picks_cpu_kernels_for_cpu_tensors(dtype):
     x, y = _xy(dtype=dtype)
-    assert resolve_backend("sigmoid", x, y) == "cpu"
-    assert resolve_backend("softmax", x, torch.zeros(16, dtype=torch.long)) == "cpu"
+    assert resolve_backend("sigmoid_focal", x, y) == "cpu"
+    assert resolve_backend("softmax_focal", x, torch.zeros(16, dtype=torch.long)) == "cpu"
 
 
 def test_auto_falls_back_to_torch_for_what_kernels_do_not_cover():
     x, y = _xy(dtype=torch.float64)
-    assert resolve_backend("sigmoid", x, y) == "torch"  # float64
+    assert resolve_backend("sigmoid_focal", x, y) == "torch"  # float64
     x32, y32 = _xy()
-    assert resolve_backend("sigmoid", x32, y32, pos_weight=torch.ones(5)) == "torch"
-    assert resolve_backend("softmax", x32, torch.softmax(x32, 1)) == "torch"  # probability targets
+    assert resolve_backend("sigmoid_focal", x32, y32, {"pos_weight": torch.ones(5)}) == "torch"
+    assert resolve_backend("softmax_focal_soft", x32, torch.softmax(x32, 1)) == "torch"  # probability targets
+    assert resolve_backend("binary_focal", torch.sigmoid(x32), y32) == "torch"
+    assert resolve_backend("sigmoid_focal_star", x32, y32) == "torch"
 
 
 def test_auto_without_cpu_library_uses_torch(monkeypatch):
@@ -51,9 +54,9 @@ def test_auto_without_cpu_library_uses_torch(monkeypatch):
     monkeypatch.setattr(cpu_lib, "_loaded", True)
     monkeypatch.setattr(cpu_lib, "_load_error", "simulated: not built")
     x, y = _xy()
-    assert resolve_backend("sigmoid", x, y) == "torch"
+    assert resolve_backend("sigmoid_focal", x, y) == "torch"
     with pytest.raises(BackendUnavailableError, match="not built"):
-        resolve_backend("sigmoid", x, y, backend="cpu")
+        resolve_backend("sigmoid_focal", x, y, backend="cpu")
     # the public function still works (torch back-end)
     loss = focalkit.sigmoid_focal_loss(x, y, reduction="sum")
     assert torch.isfinite(loss)
@@ -61,31 +64,31 @@ def test_auto_without_cpu_library_uses_torch(monkeypatch):
 
 def test_forcing_by_argument_and_environment(monkeypatch):
     x, y = _xy()
-    assert resolve_backend("sigmoid", x, y, backend="torch") == "torch"
+    assert resolve_backend("sigmoid_focal", x, y, backend="torch") == "torch"
     monkeypatch.setenv(dispatch.ENV_VAR, "torch")
-    assert resolve_backend("sigmoid", x, y) == "torch"
+    assert resolve_backend("sigmoid_focal", x, y) == "torch"
     if HAVE_CPU:
-        assert resolve_backend("sigmoid", x, y, backend="cpu") == "cpu"  # the argument wins over the environment
+        assert resolve_backend("sigmoid_focal", x, y, backend="cpu") == "cpu"  # the argument wins over the environment
         monkeypatch.setenv(dispatch.ENV_VAR, "cpu")
-        assert resolve_backend("sigmoid", x, y) == "cpu"
+        assert resolve_backend("sigmoid_focal", x, y) == "cpu"
     monkeypatch.setenv(dispatch.ENV_VAR, "auto")
-    assert resolve_backend("sigmoid", x, y) in ("cpu", "torch")
+    assert resolve_backend("sigmoid_focal", x, y) in ("cpu", "torch")
 
 
 def test_unknown_or_unavailable_backends_raise_typed_errors(monkeypatch):
     x, y = _xy()
     with pytest.raises(focalkit.InvalidArgumentError, match="backend"):
-        resolve_backend("sigmoid", x, y, backend="cuda")
+        resolve_backend("sigmoid_focal", x, y, backend="cuda")
     monkeypatch.setenv(dispatch.ENV_VAR, "fast")
     with pytest.raises(focalkit.InvalidArgumentError, match="FOCALKIT_BACKEND"):
-        resolve_backend("sigmoid", x, y)
+        resolve_backend("sigmoid_focal", x, y)
     monkeypatch.delenv(dispatch.ENV_VAR)
     with pytest.raises(BackendUnavailableError):
-        resolve_backend("sigmoid", x, y, backend="triton")  # CPU tensor, no interpreter
+        resolve_backend("sigmoid_focal", x, y, backend="triton")  # CPU tensor, no interpreter
     with pytest.raises(BackendUnavailableError, match="float64"):
-        resolve_backend("sigmoid", x.double(), y.double(), backend="cpu")
+        resolve_backend("sigmoid_focal", x.double(), y.double(), backend="cpu")
     with pytest.raises(BackendUnavailableError, match="pos_weight"):
-        resolve_backend("sigmoid", x, y, backend="cpu", pos_weight=torch.ones(5))
+        resolve_backend("sigmoid_focal", x, y, {"pos_weight": torch.ones(5)}, backend="cpu")
     assert issubclass(BackendUnavailableError, ValueError)
     with pytest.raises(BackendUnavailableError):  # through the public function and the environment variable
         monkeypatch.setenv(dispatch.ENV_VAR, "triton")
@@ -93,17 +96,34 @@ def test_unknown_or_unavailable_backends_raise_typed_errors(monkeypatch):
 
 
 def test_get_forward_returns_contract_functions():
-    from focalkit._sigmoid_math import sigmoid_focal_forward_torch
-    from focalkit._softmax_math import softmax_focal_forward_torch
+    from focalkit.backends.pytorch import sigmoid as torch_sigmoid, softmax as torch_softmax
 
-    assert get_forward("sigmoid", "torch") is sigmoid_focal_forward_torch
-    assert get_forward("softmax", "torch") is softmax_focal_forward_torch
+    assert get_forward("sigmoid_focal", "torch") is torch_sigmoid.forward
+    assert get_forward("softmax_focal", "torch") is torch_softmax.forward
+    assert get_forward("softmax_focal_soft", "torch") is torch_softmax.forward_soft
     if HAVE_CPU:
-        from focalkit.kernels import cpu_sigmoid, cpu_softmax
+        from focalkit.backends.cpu import sigmoid as cpu_sigmoid, softmax as cpu_softmax
 
-        assert get_forward("sigmoid", "cpu") is cpu_sigmoid.sigmoid_focal_forward
-        assert get_forward("softmax", "cpu") is cpu_softmax.softmax_focal_forward
+        assert get_forward("sigmoid_focal", "cpu") is cpu_sigmoid.forward
+        assert get_forward("softmax_focal", "cpu") is cpu_softmax.forward
     assert set(dispatch.available_backends()) == {"torch", "cpu", "triton"}
+    assert dispatch.cpu_kernel_isa() in ("avx2", "base", "none")
+
+
+def test_every_backend_declares_its_reasons_for_every_op():
+    """The dispatcher walks the priority list over the back-ends' declarations; each refusal says why."""
+    from focalkit.backends.contract import OPS
+
+    x, y = _xy()
+    for op in OPS:
+        assert dispatch.unsupported_reasons("torch", op, x, y) == []
+        for name in ("cpu", "triton"):
+            reasons = dispatch.unsupported_reasons(name, op, x, y)
+            assert all(isinstance(r, str) and r for r in reasons)
+            if op not in ("sigmoid_focal", "softmax_focal"):
+                assert f"does not implement the op {op!r}" in reasons[0]
+    with pytest.raises(focalkit.InvalidArgumentError, match="op: expected one of"):
+        resolve_backend("sigmoid", x, y)
 
 
 # ------------------------------------------------------------------------------------------------ public API
@@ -146,27 +166,33 @@ def test_pos_weight_keeps_the_torch_path(monkeypatch):
 def test_opcheck_custom_ops():
     x, y = _xy(12, 3)
     x.requires_grad_(True)
-    gamma = torch.scalar_tensor(2.0, dtype=torch.float64)
+    gamma = torch.tensor([2.0], dtype=torch.float64)
     t = torch.randint(0, 3, (12,))
+    ops = torch.ops.focalkit
     for backend in ("torch", "cpu") if HAVE_CPU else ("torch",):
-        torch.library.opcheck(torch.ops.focalkit.sigmoid_focal_fwd.default,
-                              (x, y, None, None, gamma, None, True, True, backend))
-        torch.library.opcheck(torch.ops.focalkit.sigmoid_focal_fwd.default,
-                              (x, t, torch.rand(3), torch.rand(3), gamma, -100, False, True, backend))
-        torch.library.opcheck(torch.ops.focalkit.softmax_focal_fwd.default,
-                              (x, t, torch.rand(3), None, gamma, -100, False, True, backend))
+        torch.library.opcheck(ops.sigmoid_focal.default, (x, y, [None, None, None], gamma, None, True, True, backend))
+        torch.library.opcheck(ops.sigmoid_focal.default,
+                              (x, t, [torch.rand(3), torch.rand(3), None], gamma, -100, False, True, backend))
+        torch.library.opcheck(ops.softmax_focal.default, (x, t, [torch.rand(3), None], gamma, -100, False, True, backend))
+    two = torch.tensor([2.0, 0.1], dtype=torch.float64)
+    torch.library.opcheck(ops.softmax_focal_soft.default, (x, t, [None], two, -100, False, True, "torch"))
+    torch.library.opcheck(ops.sigmoid_focal_star.default, (x, y, [None, None], two, None, True, True, "torch"))
+    torch.library.opcheck(ops.binary_focal.default,
+                          (torch.rand(12, 3, requires_grad=True), y, [None, None], gamma, None, False, True, "torch"))
 
 
-def test_registered_ops_match_eager_twins(monkeypatch):
+def test_registered_ops_match_the_eager_path():
+    """The custom op (what torch.compile traces) and the eager autograd.Function give the same loss and gradient."""
     x, y = _xy(12, 3)
-    grads = []
-    for force in (False, True):
-        monkeypatch.setattr(ops, "_force_op", force)
-        xr = x.clone().requires_grad_(True)
-        loss = ops.sigmoid_focal(xr, y, gamma=0.5, reduce_sum=False)
-        (loss * torch.arange(36.0).reshape(12, 3)).sum().backward()
-        grads.append((loss.detach(), xr.grad))
-    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+    weights = torch.arange(36.0).reshape(12, 3)
+    xr = x.clone().requires_grad_(True)
+    loss = _autograd.focal_loss_op("sigmoid_focal", xr, y, scalars={"gamma": 0.5})
+    (loss * weights).sum().backward()
+    xo = x.clone().requires_grad_(True)
+    op_loss, _ = torch.ops.focalkit.sigmoid_focal(xo, y, [None, None, None], torch.tensor([0.5], dtype=torch.float64),
+                                                  None, False, False, "")
+    (op_loss * weights).sum().backward()
+    assert torch.equal(loss.detach(), op_loss.detach()) and torch.equal(xr.grad, xo.grad)
 
 
 class _CountingBackend:
@@ -211,20 +237,19 @@ def test_compile_gamma_changes_do_not_recompile_per_value():
 
     backend = _CountingBackend()
 
-    @torch.compile(fullgraph=True, backend=backend)
-    def f(x, gamma):
-        return ops.sigmoid_focal(x, y, gamma=gamma, reduce_sum=True)
+    def loss(x, gamma):
+        return _autograd.focal_loss_op("sigmoid_focal", x, y, scalars={"gamma": gamma}, reduce_sum=True)
 
+    f = torch.compile(loss, fullgraph=True, backend=backend)
     for g in (2.0, 1.0, 0.5, 0.25):  # tensor gamma: one graph for all values
         xr = x.clone().requires_grad_(True)
         out = f(xr, torch.tensor(g))
         out.backward()
-        torch.testing.assert_close(out, ops.sigmoid_focal(x, y, gamma=g, reduce_sum=True))
+        torch.testing.assert_close(out, loss(x, g))
     assert backend.graphs == 1
     torch._dynamo.reset()
     backend2 = _CountingBackend()
-    f2 = torch.compile(lambda x, gamma: ops.sigmoid_focal(x, y, gamma=gamma, reduce_sum=True), fullgraph=True,
-                       backend=backend2)
+    f2 = torch.compile(loss, fullgraph=True, backend=backend2)
     for g in (2.0, 1.0, 0.5, 0.25):  # float gamma: one recompile to a dynamic float, then none
         f2(x, g)
     assert backend2.graphs <= 2
@@ -272,21 +297,22 @@ def test_saved_tensors_at_most_logits_plus_targets(monkeypatch, backend, dtype):
         (lambda: focalkit.softmax_focal_loss(x, t), logits_bytes + t.numel() * 8),
     ):
         storages, loss = _saved_storages(fn)
-        assert sum(storages.values()) <= budget
+        assert sum(storages.values()) <= budget + 16  # a "mean" divides by a 0-d denominator, which autograd saves
         loss.backward()
         x.grad = None
 
 
 @needs_cpu
-def test_sum_backward_moves_the_saved_gradient_into_grad(monkeypatch):
-    """reduction="sum" + loss.backward(): the gradient computed in forward becomes x.grad without a copy."""
+def test_sum_saves_only_the_inputs_and_backward_accumulates(monkeypatch):
+    """reduction="sum": autograd saves exactly the logits and the targets (the gradient is written by the backward
+    pass, straight into .grad); with retain_graph a second backward accumulates the same gradient."""
     monkeypatch.setenv(dispatch.ENV_VAR, "cpu")
     x, y = _xy(128, 10)
     x.requires_grad_(True)
     storages, loss = _saved_storages(lambda: focalkit.sigmoid_focal_loss(x, y, reduction="sum"))
+    assert set(storages) == {x.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()}
     loss.backward()
-    assert x.grad.untyped_storage().data_ptr() in storages
-    # with retain_graph the saved gradient is kept and x.grad is a separate tensor with the same values
+    assert x.grad.untyped_storage().data_ptr() not in storages
     x.grad = None
     loss = focalkit.sigmoid_focal_loss(x, y, reduction="sum")
     loss.backward(retain_graph=True)
@@ -297,7 +323,7 @@ def test_sum_backward_moves_the_saved_gradient_into_grad(monkeypatch):
 
 @needs_cpu
 def test_peak_extra_memory_is_one_logits_buffer(monkeypatch):
-    from focalkit.bench._runner import peak_extra_bytes
+    from focalkit_app.bench._runner import peak_extra_bytes
 
     monkeypatch.setenv(dispatch.ENV_VAR, "cpu")
     x, y = _xy(2000, 80)
@@ -308,11 +334,15 @@ def test_peak_extra_memory_is_one_logits_buffer(monkeypatch):
 
 
 @needs_cpu
-def test_double_backward_raises(monkeypatch):
-    monkeypatch.setenv(dispatch.ENV_VAR, "cpu")
+def test_double_backward_through_the_cpu_backend_matches_torch(monkeypatch):
     x, y = _xy()
-    x.requires_grad_(True)
-    loss = focalkit.sigmoid_focal_loss(x, y, reduction="sum")
-    (g,) = torch.autograd.grad(loss, x, create_graph=True)
-    with pytest.raises(RuntimeError, match="double backward"):
-        g.sum().backward()
+    results = []
+    for name in ("cpu", "torch"):
+        monkeypatch.setenv(dispatch.ENV_VAR, name)
+        xr = x.clone().requires_grad_(True)
+        loss = focalkit.sigmoid_focal_loss(xr, y, gamma=0.5, reduction="sum")
+        (g,) = torch.autograd.grad(loss, xr, create_graph=True)
+        (h,) = torch.autograd.grad(g.pow(2).sum(), xr)
+        results.append((g.detach(), h))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=2e-5, atol=1e-7)
+    torch.testing.assert_close(results[0][1], results[1][1])

@@ -8,14 +8,28 @@ import importlib
 import pytest
 
 CORE_MODULES = [
-    "focalkit._sigmoid_focal_loss",
-    "focalkit._softmax_focal_loss",
-    "focalkit._binary_focal_loss",
-    "focalkit._focal_loss_star",
-    "focalkit._class_weights",
+    "focalkit.functional",
+    "focalkit.functional.sigmoid",
+    "focalkit.functional.softmax",
+    "focalkit.functional.binary",
+    "focalkit.functional.star",
+    "focalkit.imbalance",
+    "focalkit.nn",
+    "focalkit.errors",
+    "focalkit.semantics",
+    "focalkit.value_checks",
     "focalkit._targets",
-    "focalkit._validation",
-    "focalkit.modules",
+    "focalkit._checks",
+    "focalkit._autograd",
+    "focalkit.backends",
+    "focalkit.backends.contract",
+    "focalkit.backends.pytorch",
+    "focalkit.backends.pytorch.sigmoid",
+    "focalkit.backends.pytorch.softmax",
+    "focalkit.backends.pytorch.binary",
+    "focalkit.backends.pytorch.star",
+    "focalkit.backends.cpu",
+    "focalkit.backends.triton",
 ]
 
 

@@ -43,7 +43,7 @@ CHECKS = [
     "reductions_and_sample_weight",
     "ignore_class_left_out_of_the_mean",
     "label_smoothing_matches_smoothed_targets",
-    "seed_002_probability_usage",
+    "binary_focal_loss_probability_usage",
     "serialisation_round_trip",
     "compile_fit_save_load",
     "bad_arguments_raise_typed_errors",

@@ -1,4 +1,4 @@
-"""Fused CPU kernels (focalkit.kernels.cpu_sigmoid / cpu_softmax) against the float64 reference.
+"""Fused CPU kernels (focalkit.backends.cpu.sigmoid / softmax) against the float64 reference.
 
 Values and gradients are compared with :mod:`focalkit.reference` (gradients by float64 autograd through it), over odd
 shapes (prime sizes, one row, empty, more classes than a 256-element chunk), non-contiguous inputs, background and
@@ -18,13 +18,25 @@ import torch
 
 import focalkit
 from focalkit import reference
-from focalkit.kernels import cpu_lib
+from focalkit.backends.cpu import library as cpu_lib
 
 pytestmark = pytest.mark.skipif(not cpu_lib.available(), reason=f"CPU kernels not built: {cpu_lib.load_error()}")
 
-if cpu_lib.available():
-    from focalkit.kernels.cpu_sigmoid import sigmoid_focal_forward
-    from focalkit.kernels.cpu_softmax import softmax_focal_forward
+
+def sigmoid_focal_forward(x, y, alpha_pos, alpha_neg, gamma, ignore_index, reduce_sum, *, compute_grad):
+    """The ``sigmoid_focal`` contract function of the CPU back-end, with positional arguments."""
+    from focalkit.backends.cpu import sigmoid
+
+    return sigmoid.forward(x, y, alpha_pos=alpha_pos, alpha_neg=alpha_neg, gamma=gamma, ignore_index=ignore_index,
+                           reduce_sum=reduce_sum, compute_grad=compute_grad)
+
+
+def softmax_focal_forward(x, t, weight, alpha, gamma, ignore_index, reduce_sum, *, compute_grad):
+    """The ``softmax_focal`` contract function of the CPU back-end, with positional arguments."""
+    from focalkit.backends.cpu import softmax
+
+    return softmax.forward(x, t, weight=weight, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
+                           reduce_sum=reduce_sum, compute_grad=compute_grad)
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # Tolerance of the kernel output (rounded to the input dtype for gradients) vs the float64 reference evaluated on
@@ -170,10 +182,10 @@ def test_sigmoid_invalid_targets_detected_by_kernel():
         _run_sigmoid(torch.zeros(2, 3), torch.tensor([1, 7]), ignore_index=-100)
 
 
-def test_sigmoid_pos_weight_is_refused():
-    with pytest.raises(focalkit.InvalidArgumentError):
-        sigmoid_focal_forward(torch.zeros(2, 3), torch.zeros(2, 3), None, None, 2.0, None, False, torch.ones(3),
-                              compute_grad=False)
+def test_sigmoid_pos_weight_is_declared_missing():
+    from focalkit.backends import missing_features
+
+    assert missing_features("cpu", "sigmoid_focal", {"pos_weight": torch.ones(3)}) == ["it does not implement pos_weight"]
 
 
 # ------------------------------------------------------------------------------------------------ softmax
@@ -253,14 +265,12 @@ def test_baseline_build_agrees_with_loaded_build():
     """The baseline (non-AVX2) library, forced with FOCALKIT_CPU_ISA=base in a fresh process, gives the same numbers."""
     code = r"""
 import json, torch
-from focalkit.kernels import cpu_lib
-from focalkit.kernels.cpu_sigmoid import sigmoid_focal_forward
-from focalkit.kernels.cpu_softmax import softmax_focal_forward
+from focalkit.backends.cpu import library as cpu_lib, sigmoid, softmax
 g = torch.Generator().manual_seed(0)
 x = torch.randn(300, 7, generator=g) * 5; y = (torch.rand(300, 7, generator=g) < 0.2).float()
 t = torch.randint(0, 7, (300,), generator=g)
-a = sigmoid_focal_forward(x, y, None, None, 0.5, None, False, compute_grad=True)
-b = softmax_focal_forward(x, t, None, None, 2.0, None, False, compute_grad=True)
+a = sigmoid.forward(x, y, gamma=0.5, ignore_index=None, reduce_sum=False, compute_grad=True)
+b = softmax.forward(x, t, gamma=2.0, ignore_index=None, reduce_sum=False, compute_grad=True)
 print(json.dumps({"isa": cpu_lib.isa(), "sig": a[0].tolist(), "sig_grad": a[1].tolist(), "sm": b[0].tolist(),
                   "sm_grad": b[1].tolist()}))
 """

@@ -1,6 +1,6 @@
 """Triton focal-loss kernels vs the float64 reference, run through Triton's CPU interpreter (or on a GPU).
 
-Without CUDA the kernels (``focalkit.kernels.triton_sigmoid`` / ``triton_softmax``) are executed with
+Without CUDA the kernels (``focalkit.backends.triton.sigmoid`` / ``softmax``) are executed with
 ``TRITON_INTERPRET=1`` on CPU tensors, so this file needs Triton installed but no GPU. With CUDA (or
 ``FOCALKIT_TRITON_TESTS=cuda``) the same tests run the compiled kernels on the GPU; ``FOCALKIT_TRITON_TESTS=interpret``
 forces the interpreter. Every kernel is compared with ``focalkit.reference``
@@ -46,7 +46,7 @@ except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from focalkit import reference  # noqa: E402
-from focalkit.kernels import triton_sigmoid, triton_softmax  # noqa: E402
+from focalkit.backends.triton import sigmoid as triton_sigmoid, softmax as triton_softmax  # noqa: E402
 
 try:
     from triton.runtime.interpreter import InterpretedFunction
@@ -57,7 +57,7 @@ _interpreted = isinstance(triton_sigmoid._sigmoid_focal_fwd_kernel, InterpretedF
     triton_softmax._softmax_focal_fwd_kernel, InterpretedFunction)
 if _interpreted == ON_GPU:  # pragma: no cover
     pytest.skip(
-        f"focalkit.kernels.triton_* were imported earlier in this process in the other Triton mode (interpreter: "
+        f"focalkit.backends.triton.* were imported earlier in this process in the other Triton mode (interpreter: "
         f"{_interpreted}); run this file on its own: pytest tests/test_kernels_triton.py",
         allow_module_level=True,
     )
@@ -77,11 +77,11 @@ def _call(fn, x, t, **kw):
 
 
 def sigmoid_focal_forward(x, t, **kw):
-    return _call(triton_sigmoid.sigmoid_focal_forward, x, t, **kw)
+    return _call(triton_sigmoid.forward, x, t, **kw)
 
 
 def softmax_focal_forward(x, t, **kw):
-    return _call(triton_softmax.softmax_focal_forward, x, t, **kw)
+    return _call(triton_softmax.forward, x, t, **kw)
 
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]

@@ -1,4 +1,4 @@
-"""Modules equal their functions; the two wrapper patterns of the seeds work with only an import change."""
+"""Modules equal their functions; the YOLOv5-style and num_classes wrapper patterns work with only an import change."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_module_buffers_follow_to():
 
 
 class YoloFocalLoss(nn.Module):
-    """Seed 003's wrapper, verbatim in behaviour, used only as the expected value."""
+    """YOLOv5's `FocalLoss` wrapper around `nn.BCEWithLogitsLoss`, same behaviour, used only as the expected value."""
 
     def __init__(self, loss_fcn, gamma=1.5, alpha=0.25):
         super().__init__()
@@ -64,7 +64,7 @@ class YoloFocalLoss(nn.Module):
         return loss
 
 
-def test_seed_003_yolo_wrapper_pattern():
+def test_yolo_style_bce_wrapper_pattern():
     pred = torch.randn(8, 5, dtype=torch.float64)
     true = (torch.rand(8, 5) > 0.6).double()
     for reduction in ("mean", "sum", "none"):
@@ -74,12 +74,12 @@ def test_seed_003_yolo_wrapper_pattern():
             assert ours_bce.reduction == reduction  # the wrapped loss is read, not modified
             expected = YoloFocalLoss(nn.BCEWithLogitsLoss(reduction=reduction, **kwargs), gamma=1.5, alpha=0.25)(pred, true)
             torch.testing.assert_close(criterion(pred, true), expected)
-    criterion = FocalLoss(loss_fcn=nn.BCEWithLogitsLoss(), gamma=2.0, alpha=0.75)  # the seed's usage example
+    criterion = FocalLoss(loss_fcn=nn.BCEWithLogitsLoss(), gamma=2.0, alpha=0.75)  # keyword form, alpha above 0.5
     torch.testing.assert_close(criterion(pred, true), YoloFocalLoss(nn.BCEWithLogitsLoss(), 2.0, 0.75)(pred, true))
 
 
-def test_seed_004_num_classes_pattern():
-    """Seed 004: FocalLoss(num_classes, gamma, alpha, reduction) one-hot encodes integer targets."""
+def test_num_classes_wrapper_pattern():
+    """FocalLoss(num_classes, gamma, alpha, reduction) one-hot encodes integer targets."""
     num_classes = 5
     inputs = torch.randn(10, num_classes, dtype=torch.float64)
     targets = torch.randint(0, num_classes, (10,))

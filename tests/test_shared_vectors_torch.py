@@ -69,10 +69,10 @@ def _run(case: dict) -> tuple[torch.Tensor, torch.Tensor]:
 # Cases the PyTorch core failed when these vectors were written (root cause measured, see the reasons). strict=True:
 # once the core is fixed the case XPASSes and this test fails, so that the entry gets removed.
 def _sigmoid_backend() -> str:
-    from focalkit.kernels.dispatch import resolve_backend
+    from focalkit.backends import resolve_backend
 
     x = torch.zeros(2, 3)
-    return resolve_backend("sigmoid", x, torch.zeros(2, 3))
+    return resolve_backend("sigmoid_focal", x, torch.zeros(2, 3))
 
 
 # Measured deviations, per back-end. The PyTorch back-end meets every vector; the fused CPU kernel's polynomial

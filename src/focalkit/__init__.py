@@ -1,7 +1,20 @@
 """focalkit: exact, NaN-free, fast and memory-lean focal loss (Lin et al. 2017) and its family.
 
-``import focalkit`` imports only PyTorch. Optional parts load on demand: ``focalkit.jax`` (JAX), ``focalkit.keras``
-(Keras 3), the Triton kernels (when a CUDA tensor meets an installed Triton), ``focalkit.demo`` and the CLI.
+``import focalkit`` is light: the public names below load on first use, and nothing optional (Triton, JAX, Keras,
+matplotlib, pandas) is imported until asked for. ``focalkit.jax`` and ``focalkit.keras`` work without PyTorch.
+
+Layers (see ``docs/ARCHITECTURE.md``):
+
+=====================================  ==========================================================================
+``focalkit.functional``                the loss functions (validate, call the autograd layer, reduce)
+``focalkit.nn``                        ``torch.nn.Module`` shells around them
+``focalkit.reference``                 float64 specification of every loss
+``focalkit.backends``                  which back-end runs a call (PyTorch, fused C on CPU, Triton) and why
+``focalkit.errors``                    the exception types
+``focalkit.semantics``                 the scalar hyper-parameters' meaning, shared by every front-end
+``focalkit.adaptive``                  losses whose gamma adapts during training
+``focalkit.jax`` / ``focalkit.keras``  the same losses for JAX and Keras 3
+=====================================  ==========================================================================
 
 Functions (the logic) and modules (thin shells):
 
@@ -12,21 +25,36 @@ Functions (the logic) and modules (thin shells):
 ``sigmoid_focal_loss_star``            FL* (paper, Appendix A)
 ``class_balanced_weights``             Cui et al. 2019 weights from class counts
 ``prior_bias`` / ``init_prior_bias_``  the paper's prior-probability bias initialisation
-``reference``                          float64 specification of every loss
 =====================================  ==========================================================================
 """
 
-from . import reference
-from ._binary_focal_loss import binary_focal_loss
-from ._class_weights import class_balanced_weights, init_prior_bias_, prior_bias
-from ._errors import FocalKitError, InvalidArgumentError, InvalidTypeError
-from ._focal_loss_star import sigmoid_focal_loss_star
-from ._sigmoid_focal_loss import sigmoid_focal_loss
-from ._softmax_focal_loss import softmax_focal_loss
-from ._validation import get_value_checks, set_value_checks
-from .modules import BinaryFocalLoss, FocalLoss, SigmoidFocalLoss, SigmoidFocalLossStar, SoftmaxFocalLoss
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import FocalKitError, InvalidArgumentError, InvalidTypeError
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access, PEP 562)
+_LAZY = {
+    "sigmoid_focal_loss": "focalkit.functional",
+    "softmax_focal_loss": "focalkit.functional",
+    "binary_focal_loss": "focalkit.functional",
+    "sigmoid_focal_loss_star": "focalkit.functional",
+    "class_balanced_weights": "focalkit.imbalance",
+    "prior_bias": "focalkit.imbalance",
+    "init_prior_bias_": "focalkit.imbalance",
+    "get_value_checks": "focalkit.value_checks",
+    "set_value_checks": "focalkit.value_checks",
+    "BinaryFocalLoss": "focalkit.nn",
+    "FocalLoss": "focalkit.nn",
+    "SigmoidFocalLoss": "focalkit.nn",
+    "SigmoidFocalLossStar": "focalkit.nn",
+    "SoftmaxFocalLoss": "focalkit.nn",
+}
+_SUBMODULES = ("adaptive", "backends", "functional", "imbalance", "nn", "reference", "semantics", "value_checks")
 
 __all__ = [
     "BinaryFocalLoss",
@@ -48,3 +76,26 @@ __all__ = [
     "sigmoid_focal_loss_star",
     "softmax_focal_loss",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"focalkit.{name}")
+    else:
+        raise AttributeError(f"module 'focalkit' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:  # what static tools see; at run time the names above load lazily
+    from . import reference
+    from .functional import binary_focal_loss, sigmoid_focal_loss, sigmoid_focal_loss_star, softmax_focal_loss
+    from .imbalance import class_balanced_weights, init_prior_bias_, prior_bias
+    from .nn import BinaryFocalLoss, FocalLoss, SigmoidFocalLoss, SigmoidFocalLossStar, SoftmaxFocalLoss
+    from .value_checks import get_value_checks, set_value_checks

@@ -7,6 +7,8 @@ detection heads use, and a target equal to ``ignore_index`` removes the whole ro
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -41,3 +43,16 @@ def count_elements(logits: Tensor, targets: Tensor, ignore_index: int | None) ->
     if targets.is_floating_point() or ignore_index is None:
         return torch.tensor(float(logits.numel()), device=logits.device)
     return (targets != ignore_index).sum().to(torch.float32) * logits.shape[1]
+
+
+def ncs(shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
+    """(N, C, S) of logits viewed as (N, C, S): N = shape[0], C = shape[1] (1 when ndim < 2), S = the rest's product.
+
+    Example:
+        >>> ncs((2, 3, 4, 5))
+        (2, 3, 20)
+    """
+    n = shape[0] if len(shape) >= 1 else 1
+    c = shape[1] if len(shape) >= 2 else 1
+    s = math.prod(shape[2:]) if len(shape) >= 3 else 1
+    return int(n), int(c), int(s)

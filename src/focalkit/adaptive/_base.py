@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from focalkit.semantics import check_reduction
+
 from ._per_sample import _check, per_sample_focal_loss
 
 __all__ = ["AdaptiveFocalLoss"]
@@ -28,7 +30,7 @@ class AdaptiveFocalLoss(nn.Module):
 
     def __init__(self, *, weight: torch.Tensor | None = None, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = reduction
+        self.reduction = check_reduction(reduction)
         self.weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
 
     def gamma_for(self, p_t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract

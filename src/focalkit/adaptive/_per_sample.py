@@ -17,31 +17,27 @@ The gammas are treated as constants (they are selected from detached statistics 
 
 from __future__ import annotations
 
+import numbers
+
 import torch
+
+from focalkit.errors import argument_error, type_error
+from focalkit.semantics import check_number, check_reduction
 
 __all__ = ["per_sample_focal_loss", "true_class_probability"]
 
-_REDUCTIONS = ("none", "mean", "sum")
-
-
-def _errors():
-    import focalkit
-
-    return focalkit.InvalidArgumentError, focalkit.InvalidTypeError
-
 
 def _check(logits: torch.Tensor, target: torch.Tensor) -> None:
-    invalid_arg, invalid_type = _errors()
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise invalid_type(f"logits: expected a floating-point torch.Tensor, got {type(logits).__name__}"
-                           + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else ""))
+        got = type(logits).__name__ + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else "")
+        raise type_error("logits", "a floating-point torch.Tensor", got)
     if logits.ndim != 2 or logits.shape[1] < 2:
-        raise invalid_arg(f"logits: expected shape (N, C) with C >= 2, got {tuple(logits.shape)}")
+        raise argument_error("logits", "shape (N, C) with C >= 2", tuple(logits.shape))
     if not isinstance(target, torch.Tensor) or target.dtype != torch.int64:
-        raise invalid_type(f"target: expected an int64 torch.Tensor of class indices, got "
-                           f"{target.dtype if isinstance(target, torch.Tensor) else type(target).__name__}")
+        got = target.dtype if isinstance(target, torch.Tensor) else type(target).__name__
+        raise type_error("target", "an int64 torch.Tensor of class indices", got)
     if target.shape != logits.shape[:1]:
-        raise invalid_arg(f"target: expected shape ({logits.shape[0]},), got {tuple(target.shape)}")
+        raise argument_error("target", f"shape ({logits.shape[0]},)", tuple(target.shape))
 
 
 def true_class_probability(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -64,7 +60,7 @@ def per_sample_focal_loss(
     Args:
       logits: (N, C) float tensor of unnormalised scores.
       target: (N,) int64 class indices in [0, C).
-      gamma: (N,) float tensor (or a scalar) of focusing parameters; detached before use.
+      gamma: (N,) float tensor (or a finite real number) of focusing parameters; detached before use.
       weight: optional (C,) per-class weight multiplying each row's loss.
       reduction: ``"none"`` -> (N,), ``"sum"``, or ``"mean"`` (sum / N).
 
@@ -80,10 +76,10 @@ def per_sample_focal_loss(
     References:
       Lin et al. 2017 (arXiv:1708.02002); Ghosh et al. 2022, AdaFocal (NeurIPS), inverse focal loss.
     """
-    invalid_arg, invalid_type = _errors()
     _check(logits, target)
-    if reduction not in _REDUCTIONS:
-        raise invalid_arg(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
+    if gamma is None or isinstance(gamma, (numbers.Number, str, bytes)):  # a scalar (tensors, arrays: as they are)
+        gamma = check_number("gamma", gamma)  # any finite real: a negative gamma selects the inverse focal loss
     # fp16 / bf16 are computed in fp32; fp32 and fp64 keep their precision.
     x = logits if logits.dtype == torch.float64 else logits.float()
     g = torch.as_tensor(gamma).detach().to(x.dtype).expand(x.shape[0])

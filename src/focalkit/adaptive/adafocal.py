@@ -28,6 +28,9 @@ import math
 
 import torch
 
+from focalkit.errors import argument_error
+from focalkit.semantics import check_number
+
 from ._base import AdaptiveFocalLoss
 from ._per_sample import _check
 
@@ -84,23 +87,17 @@ class AdaFocalLoss(AdaptiveFocalLoss):
                  gamma_min: float = -2.0, gamma_max: float = 20.0, *, weight: torch.Tensor | None = None,
                  reduction: str = "mean") -> None:
         super().__init__(weight=weight, reduction=reduction)
-        import focalkit
-
-        err = focalkit.InvalidArgumentError
-        if not isinstance(num_bins, int) or num_bins < 1:
-            raise err(f"num_bins: expected an int >= 1, got {num_bins!r}")
-        if not switch_point > 0:
-            raise err(f"switch_point: expected a float > 0, got {switch_point!r}")
-        if not gamma_min < gamma_max:
-            raise err(f"gamma_min, gamma_max: expected gamma_min < gamma_max, got {gamma_min!r}, {gamma_max!r}")
-        if not gamma_min <= gamma_init <= gamma_max:
-            raise err(f"gamma_init: expected a float in [{gamma_min}, {gamma_max}], got {gamma_init!r}")
+        if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
+            raise argument_error("num_bins", "an int >= 1", repr(num_bins))
+        self.lam = check_number("lam", lam)
+        self.switch_point = check_number("switch_point", switch_point, minimum=0.0, strict=True)
+        self.gamma_min = check_number("gamma_min", gamma_min)
+        self.gamma_max = check_number("gamma_max", gamma_max)
+        if not self.gamma_min < self.gamma_max:
+            raise argument_error("gamma_min, gamma_max", "gamma_min < gamma_max", f"{gamma_min!r}, {gamma_max!r}")
+        gamma_init = check_number("gamma_init", gamma_init, minimum=self.gamma_min, maximum=self.gamma_max)
         self.num_bins = num_bins
-        self.lam = float(lam)
-        self.switch_point = float(switch_point)
-        self.gamma_min = float(gamma_min)
-        self.gamma_max = float(gamma_max)
-        self.gammas = torch.full((num_bins,), float(gamma_init), dtype=torch.float64)
+        self.gammas = torch.full((num_bins,), gamma_init, dtype=torch.float64)
         self.edges = torch.linspace(0.0, 1.0, num_bins + 1, dtype=torch.float64)
         self.history: list[list[float]] = [self.gammas.tolist()]
 
@@ -123,12 +120,9 @@ class AdaFocalLoss(AdaptiveFocalLoss):
 
     def after_epoch(self, val_logits: torch.Tensor, val_target: torch.Tensor) -> None:
         """Recompute equal-mass bins on the validation set and update every bin's gamma."""
-        import focalkit
-
         _check(val_logits, val_target)
         if val_logits.shape[0] < self.num_bins:
-            raise focalkit.InvalidArgumentError(
-                f"val_logits: expected at least num_bins={self.num_bins} rows, got {val_logits.shape[0]}")
+            raise argument_error("val_logits", f"at least num_bins={self.num_bins} rows", val_logits.shape[0])
         with torch.no_grad():
             probs = torch.softmax(val_logits.float(), 1)
             conf, pred = probs.max(1)

@@ -21,6 +21,9 @@ import math
 
 import torch
 
+from focalkit.errors import argument_error
+from focalkit.semantics import check_number
+
 from ._base import AdaptiveFocalLoss
 from ._per_sample import _check
 
@@ -47,13 +50,14 @@ class AutomatedFocalLoss(AdaptiveFocalLoss):
     def __init__(self, momentum: float = 0.95, p_init: float | None = None, *,
                  weight: torch.Tensor | None = None, reduction: str = "mean") -> None:
         super().__init__(weight=weight, reduction=reduction)
-        import focalkit
-
+        momentum = check_number("momentum", momentum)
         if not 0.0 <= momentum < 1.0:
-            raise focalkit.InvalidArgumentError(f"momentum: expected a float in [0, 1), got {momentum!r}")
-        if p_init is not None and not 0.0 < p_init <= 1.0:
-            raise focalkit.InvalidArgumentError(f"p_init: expected a float in (0, 1], got {p_init!r}")
-        self.momentum = float(momentum)
+            raise argument_error("momentum", "a number in [0, 1)", momentum)
+        if p_init is not None:
+            p_init = check_number("p_init", p_init)
+            if not 0.0 < p_init <= 1.0:
+                raise argument_error("p_init", "a number in (0, 1]", p_init)
+        self.momentum = momentum
         self.p_hat: float | None = p_init
         self.updates = 0
 

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import torch
 
+from focalkit.errors import argument_error
+from focalkit.semantics import check_number
+
 from ._base import AdaptiveFocalLoss
 
 __all__ = ["FLSD53Loss"]
@@ -43,16 +46,12 @@ class FLSD53Loss(AdaptiveFocalLoss):
     def __init__(self, threshold: float = 0.2, gamma_low: float = 5.0, gamma_high: float = 3.0, *,
                  weight: torch.Tensor | None = None, reduction: str = "mean") -> None:
         super().__init__(weight=weight, reduction=reduction)
-        import focalkit
-
+        threshold = check_number("threshold", threshold)
         if not 0.0 < threshold < 1.0:
-            raise focalkit.InvalidArgumentError(f"threshold: expected a float in (0, 1), got {threshold!r}")
-        for name, value in (("gamma_low", gamma_low), ("gamma_high", gamma_high)):
-            if not value >= 0.0:
-                raise focalkit.InvalidArgumentError(f"{name}: expected a float >= 0, got {value!r}")
-        self.threshold = float(threshold)
-        self.gamma_low = float(gamma_low)
-        self.gamma_high = float(gamma_high)
+            raise argument_error("threshold", "a number in (0, 1)", threshold)
+        self.threshold = threshold
+        self.gamma_low = check_number("gamma_low", gamma_low, minimum=0.0)
+        self.gamma_high = check_number("gamma_high", gamma_high, minimum=0.0)
 
     def gamma_for(self, p_t: torch.Tensor) -> torch.Tensor:
         return torch.where(p_t < self.threshold, self.gamma_low, self.gamma_high).float()

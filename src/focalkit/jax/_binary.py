@@ -111,7 +111,7 @@ def binary_focal_loss(
         arXiv:1708.02002.
     """
     g = check_gamma(gamma)
-    a = check_alpha(alpha)
+    a = check_alpha(alpha, family="sigmoid")
     p_in = jnp.asarray(probs)
     p = float_logits("probs", p_in)
     tiny = float(jnp.finfo(p_in.dtype).tiny)

@@ -1,61 +1,77 @@
-"""Argument checks shared by the JAX front-end (pure Python: nothing here traces or touches array values)."""
+"""Argument checks of the JAX front-end (pure Python: nothing here traces or touches traced values).
+
+The meaning and the error text of the scalar hyper-parameters (``gamma``, ``alpha``, ``beta``, per-class alpha lists)
+come from :mod:`focalkit.semantics`, shared with the PyTorch core, the adaptive losses and the Keras front-end. Only
+what is specific to JAX lives here: a hyper-parameter must be a *static* Python number (a jax array, traced or not,
+cannot select the computation, so it is rejected with :class:`~focalkit.InvalidTypeError` naming the argument), and
+the conversion of logits / labels to jax arrays of the right dtype and shape.
+"""
 
 from __future__ import annotations
 
-import math
-from numbers import Real
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from focalkit._errors import argument_error, type_error
+from focalkit import semantics
+from focalkit.errors import argument_error, type_error
+
+__all__ = ["check_alpha", "check_gamma", "check_static_number", "float_labels", "float_logits"]
 
 _HALF = (jnp.float16, jnp.bfloat16)
 
 
-def check_gamma(gamma: Any, *, strictly_positive: bool = False) -> float:
-    """Return ``gamma`` as a Python float; it must be a static finite real >= 0 (> 0 for FL*)."""
-    if isinstance(gamma, bool) or not isinstance(gamma, Real):
-        raise type_error("gamma", "a Python real number (static, not a traced array)", type(gamma).__name__)
-    g = float(gamma)
-    if not math.isfinite(g) or g < 0 or (strictly_positive and g == 0):
-        raise argument_error("gamma", "a finite number > 0" if strictly_positive else "a finite number >= 0", gamma)
-    return g
+def _reject_array(name: str, value: Any) -> None:
+    """JAX's rule: hyper-parameters are static Python numbers, never (possibly traced) arrays."""
+    if semantics.is_real_number(value):  # Python and NumPy scalars
+        return
+    if isinstance(value, (jax.Array, np.ndarray)) or (hasattr(value, "dtype") and hasattr(value, "shape")):
+        got = f"{type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
+        raise type_error(name, "a static Python number (not a jax array or traced value)", got)
 
 
-def check_scalar(name: str, value: Any) -> float:
-    """Return a static finite real as a Python float."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise type_error(name, "a Python real number", type(value).__name__)
-    v = float(value)
-    if not math.isfinite(v):
-        raise argument_error(name, "a finite number", value)
-    return v
+def check_gamma(gamma: Any, *, strict: bool = False) -> float:
+    """Return ``gamma`` as a Python float: a static finite real >= 0 (> 0 when ``strict``, for FL*)."""
+    _reject_array("gamma", gamma)
+    return semantics.check_gamma(gamma, strict=strict)
 
 
-def check_alpha(alpha: Any, *, negative_disables: bool = True) -> Any:
-    """Normalise ``alpha``: None (or, for the sigmoid family, a negative number: the core's "disabled") -> None;
-    a number in [0, 1] -> float; anything else is taken as an array (per-class weights) and returned as a jax array.
+def check_static_number(name: str, value: Any) -> float:
+    """Return a static finite real (e.g. FL*'s ``beta``) as a Python float."""
+    _reject_array(name, value)
+    return semantics.check_number(name, value)
+
+
+def _is_flat_number_sequence(values: Any) -> bool:
+    """A list / tuple whose items are not themselves sequences or arrays (so: per-class values)."""
+    return all(not isinstance(v, (list, tuple)) and not hasattr(v, "shape") for v in values)
+
+
+def check_alpha(alpha: Any, *, family: str) -> Any:
+    """Normalise ``alpha`` for the ``"sigmoid"`` or ``"softmax"`` family.
+
+    A scalar follows :func:`focalkit.semantics.check_sigmoid_alpha` (None or negative -> None, else in [0, 1]) or
+    :func:`~focalkit.semantics.check_softmax_alpha` (None, or in [0, 1]) and is returned as a float. A static 1-D
+    list, tuple or NumPy array holds per-class values, checked by :func:`~focalkit.semantics.check_per_class_values`
+    (finite, in [0, 1]). Those, nested sequences and jax arrays (whose values may be traced and are not read) are
+    returned as a jax array.
     """
     if alpha is None:
         return None
-    if isinstance(alpha, bool):
-        raise type_error("alpha", "None, a number in [0, 1] or an array of per-class weights", "bool")
-    if isinstance(alpha, Real):
-        a = float(alpha)
-        if math.isnan(a) or a > 1 or (a < 0 and not negative_disables):
-            expected = "None, a negative number (disabled) or a number in [0, 1]" if negative_disables else (
-                "None or a number in [0, 1]"
-            )
-            raise argument_error("alpha", expected, alpha)
-        return None if a < 0 else a
-    if isinstance(alpha, (list, tuple, np.ndarray)) or hasattr(alpha, "dtype"):
+    if isinstance(alpha, (list, tuple)) and _is_flat_number_sequence(alpha):
+        return jnp.asarray(semantics.check_per_class_values("alpha", alpha, unit_range=True))
+    if isinstance(alpha, np.ndarray) and alpha.ndim == 1 and alpha.dtype.kind in "iuf":
+        return jnp.asarray(semantics.check_per_class_values("alpha", alpha.tolist(), unit_range=True))
+    if isinstance(alpha, (list, tuple, np.ndarray, jax.Array)):
         arr = jnp.asarray(alpha)
         if not jnp.issubdtype(arr.dtype, jnp.floating) and not jnp.issubdtype(arr.dtype, jnp.integer):
             raise type_error("alpha", "a real-valued array", arr.dtype)
         return arr
-    raise type_error("alpha", "None, a number in [0, 1] or an array of per-class weights", type(alpha).__name__)
+    if family == "sigmoid":
+        return semantics.check_sigmoid_alpha(alpha)
+    return semantics.check_softmax_alpha(alpha)
 
 
 def float_logits(name: str, x: Any) -> jnp.ndarray:

@@ -127,7 +127,7 @@ def sigmoid_focal_loss(
         arXiv:1708.02002.
     """
     g = check_gamma(gamma)
-    a = check_alpha(alpha)
+    a = check_alpha(alpha, family="sigmoid")
     x = float_logits("logits", logits)
     y = float_labels("labels", labels, x)
     shape = jnp.broadcast_shapes(x.shape, y.shape)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from focalkit._errors import argument_error, type_error
+from focalkit.errors import argument_error, type_error
 from focalkit.jax._checks import check_alpha, check_gamma, float_logits
 from focalkit.jax._stable import TINY as _TINY
 from focalkit.jax._stable import sigmoid as _sigmoid
@@ -115,7 +115,7 @@ def softmax_focal_loss(
         arXiv:1708.02002.
     """
     g = check_gamma(gamma)
-    a = check_alpha(alpha, negative_disables=False)
+    a = check_alpha(alpha, family="softmax")
     x = float_logits("logits", logits)
     t = jnp.asarray(labels)
     if not jnp.issubdtype(t.dtype, jnp.integer):

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from focalkit.jax._checks import check_alpha, check_gamma, check_scalar, float_labels, float_logits
+from focalkit.jax._checks import check_alpha, check_gamma, check_static_number, float_labels, float_logits
 
 __all__ = ["sigmoid_focal_loss_star"]
 
@@ -53,9 +53,9 @@ def sigmoid_focal_loss_star(
         T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
         arXiv:1708.02002, Appendix A.
     """
-    g = check_gamma(gamma, strictly_positive=True)
-    b = check_scalar("beta", beta)
-    a = check_alpha(alpha)
+    g = check_gamma(gamma, strict=True)
+    b = check_static_number("beta", beta)
+    a = check_alpha(alpha, family="sigmoid")
     x = float_logits("logits", logits)
     y = float_labels("labels", labels, x)
     shape = jnp.broadcast_shapes(x.shape, y.shape)

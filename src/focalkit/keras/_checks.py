@@ -1,55 +1,59 @@
-"""Argument checks for the Keras front-end (pure Python; run once, when a loss is built or called)."""
+"""Argument checks of the Keras front-end (pure Python; run once, when a loss is built or called).
+
+The meaning and the error text of ``gamma``, ``alpha`` (scalar or per-class), ``label_smoothing`` and ``reduction``
+come from :mod:`focalkit.semantics`, shared with the PyTorch core, the adaptive losses and the JAX front-end. Only
+what is specific to Keras lives here: Keras's own set of reductions, per-class values given as arrays / tensors, and
+the class count along the class ``axis``, known only once ``y_pred`` is seen.
+"""
 
 from __future__ import annotations
 
-import math
-from numbers import Real
 from typing import Any
 
-from focalkit._errors import argument_error, type_error
+import numpy as np
 
+from focalkit import semantics
+from focalkit.errors import argument_error
 
-def check_number(name: str, value: Any, *, lo: float | None = None, hi: float | None = None) -> float:
-    """A finite Python real in [lo, hi], returned as float."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise type_error(name, "a Python real number", type(value).__name__)
-    v = float(value)
-    if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-        lo_s = "-inf" if lo is None else f"{lo:g}"
-        hi_s = "inf" if hi is None else f"{hi:g}"
-        raise argument_error(name, f"a finite number in [{lo_s}, {hi_s}]", value)
-    return v
+__all__ = ["KERAS_REDUCTIONS", "check_alpha", "check_class_count", "check_gamma", "check_keras_reduction",
+           "check_label_smoothing"]
+
+# what keras.losses.Loss accepts (besides None)
+KERAS_REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none")
 
 
 def check_alpha(alpha: Any, *, negative_disables: bool) -> float | list[float] | None:
-    """None, a number in [0, 1] (a negative number -> None for the sigmoid family), or a list of per-class values."""
+    """None, a scalar or a list of per-class values in [0, 1].
+
+    A scalar follows :func:`focalkit.semantics.check_sigmoid_alpha` when ``negative_disables`` (sigmoid family:
+    negative -> None) and :func:`~focalkit.semantics.check_softmax_alpha` otherwise. A list, tuple or array of
+    rank >= 1 is checked by :func:`~focalkit.semantics.check_per_class_values` and returned as a list of floats (so it
+    serialises with ``get_config``).
+    """
     if alpha is None:
         return None
-    if isinstance(alpha, Real) and not isinstance(alpha, bool):
-        a = float(alpha)
-        if negative_disables and a < 0:
-            return None
-        if math.isnan(a) or not 0 <= a <= 1:
-            expected = "None, a negative number (disabled) or a number in [0, 1]" if negative_disables else (
-                "None or a number in [0, 1]"
-            )
-            raise argument_error("alpha", expected, alpha)
-        return a
-    try:
-        values = [float(v) for v in (alpha.tolist() if hasattr(alpha, "tolist") else alpha)]
-    except TypeError:
-        raise type_error("alpha", "None, a number or a sequence of per-class numbers", type(alpha).__name__) from None
-    if not values or any(not (0 <= v <= 1) for v in values):
-        raise argument_error("alpha", "a non-empty sequence of per-class numbers in [0, 1]", list(alpha))
-    return values
+    if isinstance(alpha, (list, tuple)):
+        return semantics.check_per_class_values("alpha", alpha, unit_range=True)
+    if not semantics.is_real_number(alpha) and len(getattr(alpha, "shape", ())) >= 1:  # NumPy array or tensor
+        return semantics.check_per_class_values("alpha", np.asarray(alpha).tolist(), unit_range=True)
+    if negative_disables:
+        return semantics.check_sigmoid_alpha(alpha)
+    return semantics.check_softmax_alpha(alpha)
 
 
 def check_gamma(gamma: Any) -> float:
-    return check_number("gamma", gamma, lo=0.0)
+    return semantics.check_gamma(gamma)
 
 
 def check_label_smoothing(value: Any) -> float:
-    return check_number("label_smoothing", value, lo=0.0, hi=1.0)
+    return semantics.check_label_smoothing(value)
+
+
+def check_keras_reduction(reduction: Any) -> str | None:
+    """None or one of Keras's reductions (:data:`KERAS_REDUCTIONS`)."""
+    if reduction is None:
+        return None
+    return semantics.check_choice("reduction", reduction, KERAS_REDUCTIONS)
 
 
 def check_class_count(name: str, num_classes: Any, alpha: Any, *, minimum: int = 1) -> None:

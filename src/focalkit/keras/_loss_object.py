@@ -11,12 +11,18 @@ from typing import Any, ClassVar
 
 import keras
 
+from focalkit.keras._checks import check_keras_reduction
+
 
 class FocalLossObject(keras.losses.Loss):
     """Base of :class:`BinaryFocalLoss`, :class:`CategoricalFocalLoss` and :class:`SparseCategoricalFocalLoss`."""
 
     loss_fn: ClassVar[Callable[..., Any]]
     param_names: ClassVar[tuple[str, ...]]
+
+    def __init__(self, *, name: str, reduction: str | None, dtype: Any) -> None:
+        # checked here so that a bad reduction raises focalkit's InvalidArgumentError (a ValueError, as Keras's own)
+        super().__init__(name=name, reduction=check_keras_reduction(reduction), dtype=dtype)
 
     def _params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.param_names}

@@ -1,0 +1,79 @@
+"""The kernel contract: every loss focalkit computes, as the back-ends see it.
+
+Each :class:`LossOp` entry names one loss and its arguments. A back-end implements an op with one function
+
+.. code-block:: python
+
+    forward(logits, targets, *, <tensor args that are not None>, <scalar args>, ignore_index, reduce_sum,
+            compute_grad) -> (loss, grad | None)
+
+that returns, from one pass over the data,
+
+- ``loss``: float32 (float64 for float64 logits) per-element losses of the logits' shape, or per-row losses of shape
+  (N, d1, ...) when the op reduces the class dim 1 (``per_row``), or their 0-d sum when ``reduce_sum``;
+- ``grad``: d loss_i / d logits (the derivative of the *sum* of the losses), of the logits' shape and dtype, when
+  ``compute_grad``; else None, and no gradient work is done.
+
+Arguments: ``logits`` (N, C, d1, ...) floating point; ``targets`` float of the logits' shape or int64 class indices
+of shape (N, d1, ...); tensor args are float vectors of length C on the logits' device (or None: absent); scalar
+args are Python floats; ``ignore_index`` is an int (index targets only) or None. Every value is computed in
+float32 at least, whatever the input dtype. ``docs/CONTRACT.md`` gives each op's per-element formula; the float64
+specification is :mod:`focalkit.reference`.
+
+Example:
+    >>> OPS["sigmoid_focal"].scalar_args
+    ('gamma',)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LossOp", "OPS"]
+
+
+@dataclass(frozen=True)
+class LossOp:
+    """One loss of the contract.
+
+    Attributes:
+        name: the op's name; also its ``torch.library`` name ``focalkit::<name>``.
+        tensor_args: names of the optional per-class float vectors, in order.
+        scalar_args: names of the float hyper-parameters, in order.
+        per_row: the loss reduces the class dim 1 (softmax): its shape is the logits' without dim 1, and the chain
+            rule broadcasts the incoming gradient along dim 1.
+        summary: one line for readers and error messages.
+    """
+
+    name: str
+    tensor_args: tuple[str, ...]
+    scalar_args: tuple[str, ...]
+    per_row: bool
+    summary: str
+
+
+OPS: dict[str, LossOp] = {
+    op.name: op
+    for op in (
+        LossOp(
+            "sigmoid_focal", ("alpha_pos", "alpha_neg", "pos_weight"), ("gamma",), False,
+            "a_t (1 - p_t)^gamma BCE(sigmoid(x), y); float or class-index targets (C = background)",
+        ),
+        LossOp(
+            "softmax_focal", ("weight", "alpha"), ("gamma",), True,
+            "-w_t (1 - p_t)^gamma log p_t over softmax(x) along dim 1; class-index targets",
+        ),
+        LossOp(
+            "softmax_focal_soft", ("class_weight",), ("gamma", "label_smoothing"), True,
+            "-sum_c q_c w_c (1 - p_c)^gamma log p_c; class probabilities, or indices with label smoothing",
+        ),
+        LossOp(
+            "binary_focal", ("alpha_pos", "alpha_neg"), ("gamma",), False,
+            "a_t (1 - p_t)^gamma BCE(p, y) from probabilities p",
+        ),
+        LossOp(
+            "sigmoid_focal_star", ("alpha_pos", "alpha_neg"), ("gamma", "beta"), False,
+            "FL* = -a_t log(sigmoid(gamma x_t + beta)) / gamma",
+        ),
+    )
+}

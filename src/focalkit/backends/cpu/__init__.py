@@ -1,0 +1,53 @@
+"""The fused CPU back-end: a C kernel (SIMD, built at install time) computing loss and gradient in one pass.
+
+It runs ``sigmoid_focal`` and ``softmax_focal`` on CPU tensors of dtype float32, float16 or bfloat16, with class-index
+or (sigmoid) float targets, when the compiled library was built (``library.available()``). :data:`IMPLEMENTS` (the
+ops and optional arguments it has) and :func:`unsupported` (the inputs it cannot run) are the only places that state
+its capabilities.
+
+Example:
+    >>> from focalkit.backends import cpu
+    >>> cpu.unsupported("sigmoid_focal", torch.zeros(2, dtype=torch.float64), torch.zeros(2), {}, forced=False)
+    ['it supports float32, float16 and bfloat16 logits, got torch.float64']
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+NAME = "cpu"
+
+# op -> (module, the optional tensor arguments it implements)
+IMPLEMENTS = {"sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg")), "softmax_focal": ("softmax", ("weight", "alpha"))}
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def unsupported(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, Tensor | None], *, forced: bool) -> list[str]:
+    """Reasons this back-end cannot run an op it implements on these inputs (empty when it can)."""
+    reasons = []
+    if logits.dtype not in _DTYPES:
+        reasons.append(f"it supports float32, float16 and bfloat16 logits, got {logits.dtype}")
+    if logits.device.type != "cpu" or targets.device.type != "cpu":
+        reasons.append(f"the tensors are on {logits.device}, not the CPU")
+    if not reasons:
+        from . import library
+
+        if not library.available():
+            reasons.append(f"the compiled CPU kernels are not available ({library.load_error()})")
+    return reasons
+
+
+def forward(op: str) -> Callable:
+    """The contract function of ``op``."""
+    return importlib.import_module(f"{__name__}.{IMPLEMENTS[op][0]}").forward
+
+
+def library_available() -> bool:
+    """Whether the compiled kernel library could be loaded on this machine."""
+    from . import library
+
+    return library.available()

@@ -1,0 +1,167 @@
+"""Loader of the fused CPU kernel library (``csrc/focal_cpu.c``) and the thread pool that runs it.
+
+The C library is built at install time by ``setup.py`` (a baseline build and, on x86-64, an AVX2 + FMA + F16C build)
+and loaded here with :mod:`ctypes`; nothing is compiled at import or at the first call. ``available()`` is False when
+no build is present (no compiler at install time, an unsupported platform, ``FOCALKIT_NO_EXT=1``), and the dispatcher
+then falls back to the PyTorch back-end.
+
+Threads: the flat element range is split into pieces of whole ``BLOCK``-element blocks (aligned to the global index)
+that ``torch.get_num_threads()`` threads (the caller and pool workers) take from a shared counter. ctypes releases the GIL during the call, so
+the workers run the C code in parallel; no OpenMP runtime is loaded beside torch's own. Loss sums are accumulated in
+double per block and the block partials are added in block order, so a sum does not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .abi import ABI_VERSION
+
+__all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel_for", "load_error"]
+
+
+CHUNK = 256  # must match FK_CHUNK in focal_cpu.c
+BLOCK = 4096  # must match FK_BLOCK in focal_cpu.c
+# Below this many elements a call runs on the calling thread (thread hand-off costs ~20-50 us).
+MIN_PARALLEL = 1 << 16
+
+DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.int64: 3}
+
+_lib: ctypes.CDLL | None = None
+_isa = "none"
+_load_error: str | None = None
+_loaded = False
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+_P = ctypes.c_void_p
+_I64 = ctypes.c_int64
+
+
+def _cpu_has_avx2_fma() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("\nflags", 1)[1].split("\n", 1)[0].split()
+    except (OSError, IndexError):
+        return False
+    return "avx2" in flags and "fma" in flags and "f16c" in flags
+
+
+def _candidates() -> list[tuple[str, Path]]:
+    here = Path(__file__).resolve().parent
+    forced = os.environ.get("FOCALKIT_CPU_ISA", "").lower()  # "base" forces the baseline build (testing)
+    out: list[tuple[str, Path]] = []
+    if forced != "base" and _cpu_has_avx2_fma():
+        out += [("avx2", p) for p in sorted(here.glob("_focal_cpu_avx2*.so"))]
+    out += [("base", p) for p in sorted(here.glob("_focal_cpu_base*.so"))]
+    return out
+
+
+def _load() -> None:
+    global _lib, _isa, _load_error, _loaded
+    with _lock:
+        if _loaded:
+            return
+        _loaded = True
+        if os.environ.get("FOCALKIT_NO_EXT") == "1":
+            _load_error = "disabled by FOCALKIT_NO_EXT=1"
+            return
+        errors = []
+        for name, path in _candidates():
+            try:
+                handle = ctypes.CDLL(str(path))
+                if handle.fk_abi_version() != ABI_VERSION:
+                    errors.append(f"{path.name}: ABI {handle.fk_abi_version()} != {ABI_VERSION}")
+                    continue
+            except OSError as exc:
+                errors.append(f"{path.name}: {exc}")
+                continue
+            handle.fk_sigmoid_focal.argtypes = [
+                _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int,
+                _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
+            ]
+            handle.fk_sigmoid_focal.restype = ctypes.c_int64
+            handle.fk_softmax_focal.argtypes = [
+                _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int,
+                _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
+            ]
+            handle.fk_softmax_focal.restype = ctypes.c_int64
+            _lib, _isa = handle, name
+            return
+        _load_error = "; ".join(errors) if errors else "no compiled kernel library found next to library.py"
+
+
+def available() -> bool:
+    """True when a compiled fused CPU kernel library could be loaded."""
+    _load()
+    return _lib is not None
+
+
+def lib() -> ctypes.CDLL:
+    """The loaded library; raises RuntimeError when :func:`available` is False."""
+    _load()
+    if _lib is None:
+        raise RuntimeError(f"focalkit fused CPU kernels unavailable: {_load_error}")
+    return _lib
+
+
+def isa() -> str:
+    """Which build was loaded: "avx2", "base" or "none"."""
+    _load()
+    return _isa
+
+
+def load_error() -> str | None:
+    """Why the library could not be loaded (None when it was)."""
+    _load()
+    return _load_error
+
+
+def _get_pool(n: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="focalkit-cpu")
+            _pool_size = n
+        return _pool
+
+
+def parallel_for(total: int, work: Callable[[int, int], int], min_parallel: int = MIN_PARALLEL) -> int:
+    """Run ``work(start, end)`` over ``[0, total)`` and return the sum of its results.
+
+    The range is cut into pieces of a multiple of BLOCK elements (about 8 per thread, at least ``min_parallel``
+    elements each) that the calling thread and ``torch.get_num_threads() - 1`` pool workers take from a shared
+    counter, so a thread slowed down by other processes does not hold the others up.
+    """
+    threads = max(1, torch.get_num_threads())
+    if threads == 1 or total < 2 * min_parallel:
+        return int(work(0, total)) if total > 0 else 0
+    blocks = (total + BLOCK - 1) // BLOCK
+    per = max((min_parallel + BLOCK - 1) // BLOCK, (blocks + 8 * threads - 1) // (8 * threads))
+    pieces = [(b * BLOCK, min(total, (b + per) * BLOCK)) for b in range(0, blocks, per)]
+    counter = itertools.count()  # next() on it is atomic under the GIL
+
+    def drain() -> int:
+        acc = 0
+        while True:
+            i = next(counter)
+            if i >= len(pieces):
+                return acc
+            acc += int(work(*pieces[i]))
+
+    pool = _get_pool(threads - 1)
+    futures = [pool.submit(drain) for _ in range(min(threads - 1, len(pieces) - 1))]
+    result = drain()
+    for f in futures:
+        result += int(f.result())
+    return result

@@ -1,0 +1,118 @@
+"""Fused CPU softmax focal loss: loss and gradient in one pass of a compiled C kernel.
+
+Implements the ``softmax_focal`` op of the kernel contract (:mod:`focalkit.backends.contract`) on CPU tensors by calling
+``fk_softmax_focal`` of ``csrc/focal_cpu.c`` through :mod:`ctypes`. For each row (column (n, :, s) of logits viewed as
+(N, C, S)) with class-index target t, all in float32:
+
+.. math::
+
+    m = \\max_k x_k,\\quad S = \\sum_k e^{x_k - m},\\quad S' = \\sum_{k \\ne t} e^{x_k - m},\\quad
+    u = S'/S,\\quad l = x_t - m - \\log S,\\quad p_t = e^{l}
+
+    L = -w_t\\, u^{\\gamma}\\, l,\\qquad A = w_t\\, u^{\\gamma} (u - \\gamma p_t l),\\qquad
+    \\frac{\\partial L}{\\partial x_t} = -A,\\quad \\frac{\\partial L}{\\partial x_j} = A\\, e^{x_j - m} / S'
+
+with ``w_t = alpha[t] * weight[t]``. S' is accumulated directly (never as S - e^{x_t - m}), so u keeps its relative
+accuracy when p_t is close to 1; ``u^gamma = exp(gamma (log S' - log S))`` and u = 0 (S' = 0) gives a zero gradient.
+One exp per logit. (N, C) rows are processed one at a time in L1; (N, C, S) inputs in blocks of 256 columns.
+Ignored rows (``ignore_index``) and out-of-range targets give 0 loss and 0 gradient.
+
+Reference:
+    T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection." ICCV 2017,
+    arXiv:1708.02002 (the multi-class form of eq. 5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ...errors import InvalidArgumentError
+from ..._targets import ncs
+from ...value_checks import value_checks_enabled
+from . import library as cpu_lib
+
+__all__ = ["forward"]
+
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+
+def forward(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    weight: Tensor | None = None,
+    alpha: Tensor | None = None,
+    gamma: float,
+    ignore_index: int | None,
+    reduce_sum: bool,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """Softmax focal loss per row and its gradient in one pass (kernel contract, fused CPU back-end).
+
+    Args:
+        logits: CPU float tensor (N, C) or (N, C, d1, ...) (fp32 / fp16 / bf16); (C,) is treated as one row.
+        targets: integer class indices of shape (N,) / (N, d1, ...) (a 0-d tensor for (C,) logits).
+        weight, alpha: float32 per-class vectors (C,) or None; the row weight is alpha[t] * weight[t].
+        gamma: focusing parameter >= 0.
+        ignore_index: target value of rows to ignore, or None.
+        reduce_sum: return the 0-d float32 sum (float64 block partials added in order).
+        compute_grad: also return d loss / d logits (logits' shape and dtype); otherwise None.
+
+    Returns:
+        ``(loss, grad)``: float32 per-row losses of the targets' shape (or a 0-d sum) and the gradient or None.
+
+    Example:
+        >>> x = torch.tensor([[2.0, 0.0, -1.0]]); t = torch.tensor([0])
+        >>> loss, grad = forward(x, t, weight=None, alpha=None, gamma=2.0, ignore_index=-100,
+        ...     reduce_sum=False, compute_grad=True)
+    """
+    lib = cpu_lib.lib()
+    shape = logits.shape
+    x = logits.detach().contiguous()
+    if x.ndim == 1:
+        n, c, s = 1, int(shape[0]), 1
+    else:
+        n, c, s = ncs(shape)
+    cols = n * s
+    t = targets.detach().to(torch.int64).contiguous()
+    if t.numel() != cols:
+        raise InvalidArgumentError(f"targets: expected {cols} class indices for logits of shape {tuple(shape)}, got {t.numel()}")
+    wt = None
+    if weight is not None or alpha is not None:
+        wt = torch.ones(c, dtype=torch.float32)
+        if weight is not None:
+            wt = wt * weight.detach().to(device="cpu", dtype=torch.float32).reshape(c)
+        if alpha is not None:
+            wt = wt * alpha.detach().to(device="cpu", dtype=torch.float32).reshape(c)
+        wt = wt.contiguous()
+
+    loss = None if reduce_sum else torch.empty(targets.shape, dtype=torch.float32)
+    grad = torch.empty(shape, dtype=x.dtype) if compute_grad else None
+    sums = torch.zeros((cols + cpu_lib.BLOCK - 1) // cpu_lib.BLOCK, dtype=torch.float64) if reduce_sum else None
+
+    xdt = cpu_lib.DTYPE_CODES[x.dtype]
+    has_ignore = ignore_index is not None
+    ign = int(ignore_index) if has_ignore else 0
+    xp, tp = x.data_ptr(), t.data_ptr()
+    wp = wt.data_ptr() if wt is not None else None
+    lp = loss.data_ptr() if loss is not None else None
+    gp = grad.data_ptr() if grad is not None else None
+    sp = sums.data_ptr() if sums is not None else None
+    g = float(gamma)
+    scratch_len = 2 * c * (cpu_lib.CHUNK if s > 1 else 1)
+
+    def work(start: int, end: int) -> int:
+        scratch = torch.empty(scratch_len, dtype=torch.float32)
+        return lib.fk_softmax_focal(xp, xdt, tp, wp, g, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp,
+                             scratch.data_ptr())
+
+    # parallelise over columns; a column costs about C elements of work
+    bad = cpu_lib.parallel_for(cols, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // max(c, 1)))
+    if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background / 0
+        allowed = f"class indices in [0, {c - 1}]" + (f" or ignore_index={ignore_index}" if has_ignore else "")
+        raise InvalidArgumentError(f"target: expected {allowed}, got {bad} value(s) outside (found by the CPU kernel)")
+    if reduce_sum:
+        loss = sums.sum().to(torch.float32)
+    return loss, grad

@@ -1,0 +1,58 @@
+"""The Triton back-end: fused loss + gradient kernels for CUDA tensors (loaded only when used).
+
+It runs ``sigmoid_focal`` and ``softmax_focal`` on float32, float16 and bfloat16 logits on a CUDA device. With
+``TRITON_INTERPRET=1`` Triton's interpreter runs the same kernels on CPU tensors; the dispatcher then uses it only
+when it is forced (``backend="triton"`` or ``FOCALKIT_BACKEND=triton``), never by ``"auto"``. Nothing here imports
+Triton until a kernel module is loaded.
+
+Example:
+    >>> from focalkit.backends import triton
+    >>> triton.unsupported("sigmoid_focal", torch.zeros(2, 3), torch.zeros(2, 3), {}, forced=False)[-1]
+    'the tensors are on cpu (Triton needs CUDA, or TRITON_INTERPRET=1 and a forced back-end for CPU tensors)'
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+NAME = "triton"
+
+# op -> (module, the optional tensor arguments it implements)
+IMPLEMENTS = {"sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg")), "softmax_focal": ("softmax", ("weight", "alpha"))}
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def installed() -> bool:
+    """Whether Triton can be imported (checked without importing it)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def interpreter() -> bool:
+    """Whether Triton's CPU interpreter is on (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def unsupported(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, Tensor | None], *, forced: bool) -> list[str]:
+    """Reasons this back-end cannot run an op it implements on these inputs (empty when it can)."""
+    reasons = []
+    if logits.dtype not in _DTYPES:
+        reasons.append(f"it supports float32, float16 and bfloat16 logits, got {logits.dtype}")
+    if not installed():
+        reasons.append("Triton is not installed")
+    if logits.device.type != "cuda" and not (interpreter() and forced):
+        reasons.append(
+            f"the tensors are on {logits.device} (Triton needs CUDA, or TRITON_INTERPRET=1 and a forced back-end for "
+            "CPU tensors)"
+        )
+    return reasons
+
+
+def forward(op: str) -> Callable:
+    """The contract function of ``op`` (imports Triton)."""
+    return importlib.import_module(f"{__name__}.{IMPLEMENTS[op][0]}").forward

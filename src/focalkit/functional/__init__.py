@@ -1,0 +1,19 @@
+"""The focal-loss functions: validate the arguments, call the autograd layer, reduce.
+
+Each loss is one module here (``sigmoid``, ``softmax``, ``binary``, ``star``); its math lives in the PyTorch back-end
+(:mod:`focalkit.backends.pytorch`), its fused kernels in the other back-ends, its specification in
+:mod:`focalkit.reference`. The same names are exported from :mod:`focalkit`.
+
+Example:
+    >>> import torch
+    >>> from focalkit.functional import sigmoid_focal_loss
+    >>> sigmoid_focal_loss(torch.tensor([[2.0, -1.0]]), torch.tensor([[1.0, 0.0]]), reduction="sum")
+    tensor(0.0174)
+"""
+
+from .binary import binary_focal_loss
+from .sigmoid import sigmoid_focal_loss
+from .softmax import softmax_focal_loss
+from .star import sigmoid_focal_loss_star
+
+__all__ = ["binary_focal_loss", "sigmoid_focal_loss", "sigmoid_focal_loss_star", "softmax_focal_loss"]

@@ -1,0 +1,48 @@
+"""The meaning of ``alpha`` in every focalkit loss, in one place.
+
+Sigmoid family (sigmoid, binary, FL*): alpha weighs positive terms and 1 - alpha negative terms,
+a_t = alpha y + (1 - alpha)(1 - y) (Lin et al. 2017, eq. 3). ``alpha=None`` or a negative number disables it
+(a_t = 1), as in torchvision. A sequence or tensor of length C gives a per-class alpha along dim 1.
+
+Softmax: ``alpha=None`` disables it; a float multiplies every term (as mmcv and Keras do), a per-class sequence or
+tensor of length C multiplies the term of the target class (like ``weight``, but not part of the mean's
+denominator).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .. import semantics
+from .._checks import class_vector, scalar_value
+
+AlphaArg = float | int | None | Tensor | list | tuple
+
+
+def _is_per_class(alpha: AlphaArg) -> bool:
+    return isinstance(alpha, (list, tuple)) or (isinstance(alpha, Tensor) and alpha.ndim > 0)
+
+
+def sigmoid_alpha(alpha: AlphaArg, logits: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """(alpha_pos, alpha_neg) float32 vectors of length C (or 1), or (None, None) when alpha is disabled."""
+    if alpha is None:
+        return None, None
+    if _is_per_class(alpha):
+        alpha_pos = class_vector("alpha", alpha, logits, check_unit_range=True)
+        return alpha_pos, 1.0 - alpha_pos
+    value = semantics.check_sigmoid_alpha(scalar_value(alpha))
+    if value is None:
+        return None, None
+    num_classes = logits.shape[1] if logits.ndim >= 2 else 1
+    alpha_pos = logits.new_full((num_classes,), value, dtype=torch.promote_types(logits.dtype, torch.float32))
+    return alpha_pos, 1.0 - alpha_pos
+
+
+def softmax_alpha(alpha: AlphaArg, logits: Tensor) -> Tensor | float | None:
+    """None, a float in [0, 1], or a float32 per-class vector of length C."""
+    if alpha is None:
+        return None
+    if _is_per_class(alpha):
+        return class_vector("alpha", alpha, logits, check_unit_range=True)
+    return semantics.check_softmax_alpha(scalar_value(alpha))

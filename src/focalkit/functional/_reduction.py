@@ -1,0 +1,82 @@
+"""Reductions and normalisers shared by every focalkit loss.
+
+What each reduction divides by (documented in the README as well):
+
+- ``"none"``: no reduction; per-element (sigmoid, FL*, binary) or per-row (softmax) losses.
+- ``"sum"``: the sum of all losses.
+- ``"mean"``: the sum divided by a denominator, by default
+    * sigmoid / FL* / binary losses: the number of loss elements that count — every element for float targets,
+      C per non-ignored row for class-index targets (ignored rows are excluded from the sum *and* the count);
+    * softmax loss: exactly as ``F.cross_entropy``: the sum of ``weight[target]`` over non-ignored rows (the number
+      of non-ignored rows without ``weight``), or the number of rows for probability targets.
+  With ``normalizer=`` the denominator is that number or tensor instead (e.g. the number of positive anchors, as
+  RetinaNet does). With ``sync_normalizer=True`` and ``torch.distributed`` initialised, the denominator is
+  all-reduced and averaged over the processes, so that with gradient averaging (DDP) the loss and the gradients
+  equal those of one process on the concatenated batch. A denominator of 0 is replaced by 1, so an empty or fully
+  ignored batch gives 0 with a gradient path, never NaN (``F.cross_entropy`` gives NaN there).
+
+Reduced losses are returned in float32 for float16 / bfloat16 inputs (the sum is accumulated in float32 and a float16
+sum above 65504 would overflow) and in the input dtype otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .._checks import check_number, check_same_device, describe
+from ..errors import argument_error
+
+__all__ = ["finish_reduction", "check_normalizer"]
+
+
+def check_normalizer(normalizer: object, reduction: str, sync_normalizer: bool, logits: Tensor) -> None:
+    """Validate ``normalizer`` / ``sync_normalizer`` against the reduction before any compute."""
+    if not isinstance(sync_normalizer, bool):
+        raise argument_error("sync_normalizer", "a bool", repr(sync_normalizer))
+    if normalizer is None:
+        if sync_normalizer and reduction != "mean":
+            raise argument_error("sync_normalizer", 'reduction="mean" (it synchronises the mean\'s denominator)', f"reduction={reduction!r}")
+        return
+    if reduction != "mean":
+        raise argument_error("normalizer", 'reduction="mean" (the normalizer replaces the mean\'s denominator)', f"reduction={reduction!r}")
+    if isinstance(normalizer, Tensor):
+        if normalizer.numel() != 1:
+            raise argument_error("normalizer", "a number or a one-element tensor", describe(normalizer))
+        check_same_device("normalizer", normalizer, logits, "input")
+    else:
+        check_number("normalizer", normalizer, minimum=0.0)
+
+
+def _all_reduce_mean(value: Tensor) -> Tensor:
+    """Average a scalar over the processes of the default group (a copy: the caller's tensor is untouched)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / dist.get_world_size()
+
+
+def finish_reduction(
+    total: Tensor,
+    reduction: str,
+    default_denominator: Callable[[], Tensor],
+    normalizer: Tensor | float | None,
+    sync_normalizer: bool,
+    input_dtype: torch.dtype,
+) -> Tensor:
+    """Turn a summed loss into the requested reduction ("sum" or "mean"), see the module docstring."""
+    if reduction == "mean":
+        if normalizer is None:
+            denominator = default_denominator()
+        else:
+            denominator = torch.as_tensor(normalizer, device=total.device).reshape(())
+        denominator = denominator.to(total.dtype).detach()
+        if sync_normalizer:
+            denominator = _all_reduce_mean(denominator)
+        total = total / torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    out_dtype = input_dtype if input_dtype in (torch.float32, torch.float64) else torch.float32
+    return total.to(out_dtype)

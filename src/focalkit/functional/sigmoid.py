@@ -1,0 +1,156 @@
+"""``sigmoid_focal_loss``: the paper's focal loss on logits, a drop-in for ``torchvision.ops.sigmoid_focal_loss``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .._autograd import focal_loss_op
+from .._checks import (
+    check_class_indices,
+    check_floating,
+    check_gamma,
+    check_same_device,
+    check_tensor,
+    check_unit_interval_values,
+    class_vector,
+    describe,
+)
+from .._targets import count_elements
+from ..errors import argument_error, type_error
+from ..semantics import check_reduction
+from ._alpha import AlphaArg, sigmoid_alpha
+from ._reduction import check_normalizer, finish_reduction
+
+__all__ = ["sigmoid_focal_loss", "check_sigmoid_targets"]
+
+
+def check_sigmoid_targets(inputs: Tensor, targets: object, ignore_index: int, *, allow_background: bool = True) -> Tensor:
+    """Validate float targets (logits' shape, values in [0, 1]) or class indices (logits' shape without dim 1).
+
+    Returns the targets as given (float) or as int64 class indices.
+    """
+    targets = check_tensor("targets", targets)
+    check_same_device("targets", targets, inputs, "inputs")
+    if targets.is_floating_point():
+        if targets.shape != inputs.shape:
+            raise argument_error("targets", f"float targets of the inputs' shape {tuple(inputs.shape)}", describe(targets))
+        check_unit_interval_values("targets", targets)
+        return targets
+    if targets.dtype == torch.bool or targets.is_complex():
+        raise type_error("targets", "float targets in [0, 1] or integer class indices", describe(targets))
+    if inputs.ndim < 2:
+        raise argument_error(
+            "targets", "float targets (integer class indices need inputs with a class dimension: (N, C, ...))", describe(targets)
+        )
+    expected = (inputs.shape[0], *inputs.shape[2:])
+    if tuple(targets.shape) != expected:
+        raise argument_error(
+            "targets", f"class indices of shape {expected} (the inputs' shape without dim 1)", describe(targets)
+        )
+    num_classes = inputs.shape[1]
+    check_class_indices("targets", targets, 0, num_classes if allow_background else num_classes - 1, ignore_index)
+    return targets.long()
+
+
+def sigmoid_focal_loss(
+    inputs: Tensor,
+    targets: Tensor,
+    alpha: AlphaArg = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "none",
+    *,
+    ignore_index: int = -100,
+    pos_weight: Tensor | list[float] | None = None,
+    weight: Tensor | None = None,
+    normalizer: Tensor | float | None = None,
+    sync_normalizer: bool = False,
+) -> Tensor:
+    r"""Focal loss on logits (Lin et al. 2017), a drop-in for ``torchvision.ops.sigmoid_focal_loss``.
+
+    .. math::
+
+        \mathrm{FL}(p_t) = -\alpha_t (1 - p_t)^\gamma \log p_t, \qquad p = \sigma(x),\
+        p_t = p y + (1 - p)(1 - y),\ \alpha_t = \alpha y + (1 - \alpha)(1 - y).
+
+    For soft targets y in [0, 1] the log term is the binary cross-entropy -y log p - (1 - y) log(1 - p), exactly as
+    torchvision computes it. Everything is computed in log space from the logits (fp16 / bf16 in fp32), and the
+    gradient is the closed form of Appendix B without the (1 - p_t)^(gamma - 1) factor, so loss and gradient are
+    finite for every gamma >= 0 (gamma = 0.5 included) at any logit.
+
+    Args:
+        inputs: logits of any shape; (N, C, d1, ...) when the targets are class indices.
+        targets: either a float tensor of the inputs' shape (binary, multi-label or soft targets in [0, 1]), or
+            integer class indices of shape (N, d1, ...) (the inputs' shape without dim 1): index c marks column c
+            positive; the value C marks an all-negative (background) row; ``ignore_index`` rows contribute nothing
+            and are not counted in the mean.
+        alpha: weight of positives in [0, 1] (negatives get 1 - alpha); ``None`` or a negative number disables it;
+            a sequence / tensor of length C gives a per-class alpha along dim 1.
+        gamma: focusing parameter >= 0; 0 gives the alpha-balanced cross-entropy.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. "mean" divides the sum by the number of elements that count
+            (all of them for float targets, C per non-ignored row for index targets), or by ``normalizer``.
+        ignore_index: class-index value of rows to ignore (index targets only).
+        pos_weight: per-class weight of the positive cross-entropy term, as in ``nn.BCEWithLogitsLoss``.
+        weight: a tensor broadcastable to the inputs multiplying each element's loss, as in ``nn.BCEWithLogitsLoss``.
+        normalizer: with ``reduction="mean"``, divide the sum by this number or one-element tensor instead (e.g. the
+            number of positive anchors, as RetinaNet does). A denominator of 0 is replaced by 1.
+        sync_normalizer: average the denominator over ``torch.distributed`` processes when initialised.
+
+    Returns:
+        Per-element losses of the inputs' shape and dtype for ``"none"``; otherwise a scalar (float32 for fp16 / bf16
+        inputs, else the inputs' dtype).
+
+    Example:
+        >>> x = torch.tensor([[2.0, -1.0, 0.5]])
+        >>> y = torch.tensor([[1.0, 0.0, 1.0]])
+        >>> sigmoid_focal_loss(x, y, reduction="sum")
+        tensor(0.0343)
+        >>> sigmoid_focal_loss(x, torch.tensor([2]), reduction="mean")  # class index 2 is the positive column
+        tensor(0.4238)
+
+    Reference:
+        T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017, arXiv:1708.02002, eqs. (4)-(5) and
+        Appendix B.
+    """
+    inputs = check_floating("inputs", inputs)
+    reduction = check_reduction(reduction)
+    gamma = check_gamma(gamma)
+    targets = check_sigmoid_targets(inputs, targets, ignore_index)
+    alpha_pos, alpha_neg = sigmoid_alpha(alpha, inputs)
+    pos_weight_vector = None
+    if pos_weight is not None:
+        pos_weight_vector = class_vector("pos_weight", pos_weight, inputs, check_unit_range=False)
+    if weight is not None:
+        weight = check_tensor("weight", weight)
+        check_same_device("weight", weight, inputs, "inputs")
+        try:
+            torch.broadcast_shapes(weight.shape, inputs.shape)
+        except RuntimeError:
+            raise argument_error("weight", f"a tensor broadcastable to {tuple(inputs.shape)}", describe(weight)) from None
+    check_normalizer(normalizer, reduction, sync_normalizer, inputs)
+    index_ignore = None if targets.is_floating_point() else ignore_index
+
+    fuse_sum = reduction != "none" and weight is None
+    loss = focal_loss_op(
+        "sigmoid_focal",
+        inputs,
+        targets,
+        tensors={"alpha_pos": alpha_pos, "alpha_neg": alpha_neg, "pos_weight": pos_weight_vector},
+        scalars={"gamma": gamma},
+        ignore_index=index_ignore,
+        reduce_sum=fuse_sum,
+    )
+    if weight is not None:
+        loss = loss * weight
+        if reduction != "none":
+            loss = loss.sum()
+    if reduction == "none":
+        return loss.to(inputs.dtype)
+    return finish_reduction(
+        loss,
+        reduction,
+        lambda: count_elements(inputs, targets, index_ignore),
+        normalizer,
+        sync_normalizer,
+        inputs.dtype,
+    )

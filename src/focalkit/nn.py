@@ -1,0 +1,269 @@
+"""``nn.Module`` shells over the focalkit functions: they store validated hyper-parameters and call the function.
+
+Per-class tensors (``alpha``, ``weight``, ``pos_weight``) are registered as buffers, so ``module.to(device)`` moves
+them. Modules default to ``reduction="mean"`` like the ``torch.nn`` losses (the functions keep the defaults of the
+functions they replace: ``"none"`` for ``sigmoid_focal_loss`` as in torchvision, ``"mean"`` for the others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_gamma, check_number
+from .errors import argument_error, type_error
+from .functional import binary_focal_loss, sigmoid_focal_loss, sigmoid_focal_loss_star, softmax_focal_loss
+from .functional._alpha import AlphaArg
+from .semantics import check_reduction
+
+__all__ = ["BinaryFocalLoss", "FocalLoss", "SigmoidFocalLoss", "SigmoidFocalLossStar", "SoftmaxFocalLoss"]
+
+
+def _store_alpha(module: nn.Module, alpha: AlphaArg) -> None:
+    """Keep a per-class alpha as a float32 buffer and a scalar one as a float; validate the scalar."""
+    if isinstance(alpha, (list, tuple)) or (isinstance(alpha, Tensor) and alpha.ndim > 0):
+        values = torch.as_tensor(alpha, dtype=torch.float32).detach().clone()
+        if values.ndim != 1 or bool(((values < 0) | (values > 1)).any()):
+            raise argument_error("alpha", "per-class values in [0, 1] (a 1-d sequence)", values.tolist())
+        module.register_buffer("alpha", values)
+    else:
+        if alpha is not None:
+            check_number("alpha", alpha)
+        module.alpha = None if alpha is None else float(alpha)  # type: ignore[assignment]
+
+
+def _optional_buffer(module: nn.Module, name: str, value: Tensor | Sequence[float] | None) -> None:
+    module.register_buffer(name, None if value is None else torch.as_tensor(value, dtype=torch.float32).detach().clone())
+
+
+class SigmoidFocalLoss(nn.Module):
+    """Module form of :func:`focalkit.sigmoid_focal_loss` (per-element sigmoid focal loss on logits).
+
+    Example:
+        >>> criterion = SigmoidFocalLoss(alpha=0.25, gamma=2.0)
+        >>> loss = criterion(torch.randn(4, 3), torch.randint(0, 2, (4, 3)).float())
+    """
+
+    def __init__(
+        self,
+        alpha: AlphaArg = 0.25,
+        gamma: float = 2.0,
+        reduction: str = "mean",
+        *,
+        ignore_index: int = -100,
+        pos_weight: Tensor | Sequence[float] | None = None,
+        sync_normalizer: bool = False,
+    ) -> None:
+        super().__init__()
+        _store_alpha(self, alpha)
+        self.gamma = check_gamma(gamma)
+        self.reduction = check_reduction(reduction)
+        self.ignore_index = ignore_index
+        _optional_buffer(self, "pos_weight", pos_weight)
+        self.sync_normalizer = sync_normalizer
+
+    def forward(self, inputs: Tensor, targets: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
+        return sigmoid_focal_loss(
+            inputs,
+            targets,
+            self.alpha,
+            self.gamma,
+            self.reduction,
+            ignore_index=self.ignore_index,
+            pos_weight=self.pos_weight,
+            normalizer=normalizer,
+            sync_normalizer=self.sync_normalizer and self.reduction == "mean",
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
+
+
+class SoftmaxFocalLoss(nn.Module):
+    """Module form of :func:`focalkit.softmax_focal_loss`, with the arguments of ``nn.CrossEntropyLoss``.
+
+    Example:
+        >>> criterion = SoftmaxFocalLoss(gamma=2.0, label_smoothing=0.1)
+        >>> loss = criterion(torch.randn(4, 5), torch.tensor([0, 4, 2, 1]))
+    """
+
+    def __init__(
+        self,
+        weight: Tensor | Sequence[float] | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        *,
+        alpha: AlphaArg = None,
+        gamma: float = 2.0,
+        sync_normalizer: bool = False,
+    ) -> None:
+        super().__init__()
+        _optional_buffer(self, "weight", weight)
+        self.ignore_index = ignore_index
+        self.reduction = check_reduction(reduction)
+        self.label_smoothing = check_number("label_smoothing", label_smoothing, minimum=0.0)
+        _store_alpha(self, alpha)
+        self.gamma = check_gamma(gamma)
+        self.sync_normalizer = sync_normalizer
+
+    def forward(self, input: Tensor, target: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
+        return softmax_focal_loss(
+            input,
+            target,
+            self.weight,
+            self.ignore_index,
+            self.reduction,
+            self.label_smoothing,
+            alpha=self.alpha,
+            gamma=self.gamma,
+            normalizer=normalizer,
+            sync_normalizer=self.sync_normalizer and self.reduction == "mean",
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
+
+
+class BinaryFocalLoss(nn.Module):
+    """Module form of :func:`focalkit.binary_focal_loss` (from probabilities).
+
+    Example:
+        >>> criterion = BinaryFocalLoss(alpha=0.25, gamma=2.0)
+        >>> loss = criterion(torch.tensor([0.2, 0.8]), torch.tensor([1.0, 1.0]))
+    """
+
+    def __init__(self, alpha: AlphaArg = 0.25, gamma: float = 2.0, reduction: str = "mean") -> None:
+        super().__init__()
+        _store_alpha(self, alpha)
+        self.gamma = check_gamma(gamma)
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, probs: Tensor, targets: Tensor) -> Tensor:
+        return binary_focal_loss(probs, targets, self.alpha, self.gamma, self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
+
+
+class SigmoidFocalLossStar(nn.Module):
+    """Module form of :func:`focalkit.sigmoid_focal_loss_star` (FL*, Appendix A).
+
+    Example:
+        >>> criterion = SigmoidFocalLossStar(gamma=2.0, beta=1.0)
+        >>> loss = criterion(torch.randn(4, 3), torch.randint(0, 2, (4, 3)).float())
+    """
+
+    def __init__(
+        self, gamma: float = 2.0, beta: float = 1.0, alpha: AlphaArg = 0.25, reduction: str = "mean", *, ignore_index: int = -100
+    ) -> None:
+        super().__init__()
+        self.gamma = check_gamma(gamma, strict=True)
+        self.beta = check_number("beta", beta)
+        _store_alpha(self, alpha)
+        self.reduction = check_reduction(reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, inputs: Tensor, targets: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
+        return sigmoid_focal_loss_star(
+            inputs, targets, self.gamma, self.beta, self.alpha, self.reduction,
+            ignore_index=self.ignore_index, normalizer=normalizer,
+        )
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, beta={self.beta}, alpha={self.alpha}, reduction={self.reduction!r}"
+
+
+class FocalLoss(nn.Module):
+    """One-stop focal loss that also accepts the two wrapper patterns users already write.
+
+    - ``FocalLoss(nn.BCEWithLogitsLoss(), gamma=1.5, alpha=0.25)`` (the YOLOv5-style wrapper around
+      ``nn.BCEWithLogitsLoss``): the sigmoid focal loss inheriting the wrapped loss' ``reduction``, ``weight`` and ``pos_weight``. The wrapped module is
+      read, never modified.
+    - ``FocalLoss(num_classes, gamma=2, alpha=0.25, reduction="mean")`` (a wrapper taking the class count): the
+      sigmoid focal loss taking integer class targets of shape (N,) (equivalent to one-hot encoding them with ``num_classes`` columns) or
+      float targets of the logits' shape.
+    - ``FocalLoss(gamma=2.0, form="softmax")``: the softmax focal loss (``alpha`` then multiplies every term or is a
+      per-class vector; the default ``alpha`` of this form is None).
+
+    Args:
+        loss_fcn: an ``nn.BCEWithLogitsLoss`` to wrap, or the number of classes (int), or None.
+        gamma: focusing parameter >= 0.
+        alpha: as in :func:`focalkit.sigmoid_focal_loss`; for ``form="softmax"`` the default becomes None.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``; default: the wrapped loss' reduction, else ``"mean"``.
+        form: ``"sigmoid"`` or ``"softmax"``.
+        num_classes: the number of classes (alternative to passing it first).
+        ignore_index: class-index value of rows to ignore.
+
+    Example:
+        >>> criterion = FocalLoss(nn.BCEWithLogitsLoss(), gamma=1.5, alpha=0.25)
+        >>> loss = criterion(torch.randn(8, 4), torch.randint(0, 2, (8, 4)).float())
+        >>> criterion = FocalLoss(4, gamma=2, alpha=0.25, reduction="mean")
+        >>> loss = criterion(torch.randn(8, 4), torch.randint(0, 4, (8,)))
+    """
+
+    def __init__(
+        self,
+        loss_fcn: nn.BCEWithLogitsLoss | int | None = None,
+        gamma: float = 2.0,
+        alpha: AlphaArg | str = "default",
+        reduction: str | None = None,
+        *,
+        form: str = "sigmoid",
+        num_classes: int | None = None,
+        ignore_index: int = -100,
+    ) -> None:
+        super().__init__()
+        if form not in ("sigmoid", "softmax"):
+            raise argument_error("form", "'sigmoid' or 'softmax'", repr(form))
+        weight = pos_weight = None
+        if isinstance(loss_fcn, nn.BCEWithLogitsLoss):
+            if form != "sigmoid":
+                raise argument_error("form", "'sigmoid' when wrapping nn.BCEWithLogitsLoss", repr(form))
+            reduction = loss_fcn.reduction if reduction is None else reduction
+            weight, pos_weight = loss_fcn.weight, loss_fcn.pos_weight
+        elif isinstance(loss_fcn, int) and not isinstance(loss_fcn, bool):
+            if num_classes is not None and num_classes != loss_fcn:
+                raise argument_error("num_classes", f"the same value as the first argument ({loss_fcn})", num_classes)
+            num_classes = loss_fcn
+        elif loss_fcn is not None:
+            raise type_error("loss_fcn", "an nn.BCEWithLogitsLoss to wrap, the number of classes, or None", type(loss_fcn).__name__)
+        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+            raise argument_error("num_classes", "a positive int", repr(num_classes))
+        if isinstance(alpha, str):
+            if alpha != "default":
+                raise argument_error("alpha", "a number, a per-class sequence or None", repr(alpha))
+            alpha = 0.25 if form == "sigmoid" else None
+        self.form = form
+        self.num_classes = num_classes
+        self.gamma = check_gamma(gamma)
+        _store_alpha(self, alpha)
+        self.reduction = check_reduction("mean" if reduction is None else reduction)
+        self.ignore_index = ignore_index
+        _optional_buffer(self, "weight", weight)
+        _optional_buffer(self, "pos_weight", pos_weight)
+
+    def forward(self, inputs: Tensor, targets: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
+        if self.num_classes is not None and (inputs.ndim < 2 or inputs.shape[1] != self.num_classes):
+            raise argument_error("inputs", f"logits with {self.num_classes} classes in dim 1", f"shape {tuple(inputs.shape)}")
+        if self.form == "softmax":
+            return softmax_focal_loss(
+                inputs, targets, None, self.ignore_index, self.reduction,
+                alpha=self.alpha, gamma=self.gamma, normalizer=normalizer,
+            )
+        return sigmoid_focal_loss(
+            inputs,
+            targets,
+            self.alpha,
+            self.gamma,
+            self.reduction,
+            ignore_index=self.ignore_index,
+            pos_weight=self.pos_weight,
+            weight=self.weight,
+            normalizer=normalizer,
+        )
+
+    def extra_repr(self) -> str:
+        return f"form={self.form!r}, alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"

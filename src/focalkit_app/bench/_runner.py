@@ -1,0 +1,556 @@
+"""Benchmark runner: timing (median and IQR, interleaved rounds), memory, first-call time, JSON / Markdown / PNG.
+
+Method (also in ``docs/benchmarks.md``):
+
+- Timing: for one (op, dtype, size, mode) every available implementation is warmed up (twice; compiled ones are
+  compiled there), then measured in interleaved rounds (one call of each implementation per round), so that load
+  from other processes hits all of them alike. The number of rounds is chosen so that the slowest implementation
+  runs for at least ``min_time`` seconds, within [min_reps, max_reps]. Reported: median, first and third quartile of
+  the wall-clock time (``time.perf_counter``) of one call. Modes: ``forward`` (loss with grad enabled),
+  ``backward`` (``loss.backward()`` alone, forward untimed) and ``both``.
+- Memory (CPU): the bytes of tensors saved for backward, counted with ``torch.autograd.graph.saved_tensors_hooks``
+  (unique storages, the logits and targets included when an implementation saves them), and the peak of extra
+  tensor memory during one forward + backward, from the allocation / free events of ``torch.profiler``
+  (``profile_memory=True``): the running sum of allocated bytes, from the start of the call, includes the gradient
+  written to ``x.grad``. Both are reported in units of the logits' size.
+- First call: a fresh ``python`` subprocess imports torch and focalkit (timed apart), builds the inputs and times the
+  first forward + backward, which includes any lazy loading, kernel library loading or compilation. Inductor's
+  on-disk caches are disabled there (``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``) so that compiled implementations pay
+  a cold compile, as on a first run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ._impls import Impl, env_set, impls_for, make_inputs
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+MODES = ("forward", "backward", "both")
+TARGET_NUMEL = {"sigmoid": 4_000_000, "softmax": 65536 * 64}
+
+
+# ------------------------------------------------------------------------------------------------ metadata
+def _git_commit() -> str:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / ".git").exists():
+            try:
+                head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=parent, capture_output=True, text=True,
+                                      timeout=10).stdout.strip()
+                dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=parent,
+                                       capture_output=True, text=True, timeout=10).stdout.strip()
+                return (head or "unknown") + ("+dirty" if dirty else "")
+            except (OSError, subprocess.SubprocessError):
+                return "unknown"
+    return "not a git checkout"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def metadata() -> dict[str, Any]:
+    import focalkit
+    from focalkit.backends import cpu_kernel_isa
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "focalkit": focalkit.__version__}
+    for name in ("numpy", "matplotlib", "torchvision", "kornia", "fvcore", "segmentation_models_pytorch", "triton"):
+        try:
+            from importlib.metadata import version
+
+            versions[name] = version(name)
+        except Exception:  # noqa: BLE001
+            versions[name] = None
+    return {
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git_commit": _git_commit(),
+        "device": f"CPU: {_cpu_name()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}",
+        "cpu_kernel_build": cpu_kernel_isa(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ timing
+def _one_call(fn: Callable, x: torch.Tensor, t: torch.Tensor, mode: str) -> float:
+    if mode == "forward":
+        t0 = time.perf_counter()
+        loss = fn(x, t)
+        dt = time.perf_counter() - t0
+        del loss
+        return dt
+    if mode == "backward":
+        loss = fn(x, t)
+        t0 = time.perf_counter()
+        loss.backward()
+        dt = time.perf_counter() - t0
+        x.grad = None
+        return dt
+    t0 = time.perf_counter()
+    fn(x, t).backward()
+    dt = time.perf_counter() - t0
+    x.grad = None
+    return dt
+
+
+def _quantiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], statistics.median(values), q[2]
+
+
+def time_group(
+    impls: list[tuple[Impl, Callable]], x: torch.Tensor, t: torch.Tensor, mode: str, *, min_reps: int,
+    max_reps: int, min_time: float,
+) -> dict[str, list[float] | str]:
+    """Interleaved timing of several implementations on the same inputs; returns name -> times or error."""
+    out: dict[str, list[float] | str] = {}
+    live = []
+    for impl, fn in impls:
+        try:
+            with env_set(impl.env):
+                single = max(_one_call(fn, x, t, mode) for _ in range(2))
+            live.append((impl, fn, single))
+            out[impl.name] = []
+        except Exception as exc:  # noqa: BLE001 - report, do not abort the run
+            out[impl.name] = f"error: {type(exc).__name__}: {exc}"[:300]
+    if not live:
+        return out
+    slowest = max(s for _, _, s in live)
+    reps = int(min(max_reps, max(min_reps, math.ceil(min_time / max(slowest, 1e-9)))))
+    for _ in range(reps):
+        for impl, fn, _s in live:
+            with env_set(impl.env):
+                out[impl.name].append(_one_call(fn, x, t, mode))  # type: ignore[union-attr]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ memory
+def saved_bytes(fn: Callable, x: torch.Tensor, t: torch.Tensor) -> tuple[int, torch.Tensor]:
+    storages: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = fn(x, t)
+    return sum(storages.values()), loss
+
+
+def peak_extra_bytes(fn: Callable, x: torch.Tensor, t: torch.Tensor) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    x.grad = None
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn(x, t).backward()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    events.sort(key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        if e.device_type() != torch.device("cpu").type and str(e.device_type()).lower().find("cpu") < 0:
+            continue
+        current += e.nbytes()
+        peak = max(peak, current)
+    x.grad = None
+    return peak
+
+
+def measure_memory(impl: Impl, fn: Callable, op: str, numel: int, dtype: torch.dtype) -> dict[str, Any]:
+    x, t = make_inputs(op, numel, dtype)
+    x.requires_grad_(True)
+    logits_bytes = x.numel() * x.element_size()
+    targets_bytes = t.numel() * t.element_size()
+    with env_set(impl.env):
+        for _ in range(2):  # warm-up (compiles)
+            fn(x, t).backward()
+            x.grad = None
+        saved, loss = saved_bytes(fn, x, t)
+        del loss
+        peak = peak_extra_bytes(fn, x, t)
+    return {
+        "op": op, "impl": impl.name, "dtype": str(dtype).replace("torch.", ""), "numel": x.numel(),
+        "logits_bytes": logits_bytes, "targets_bytes": targets_bytes, "saved_bytes": saved,
+        "saved_in_logits": saved / logits_bytes, "peak_extra_bytes": peak, "peak_extra_in_logits": peak / logits_bytes,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ first call
+_FIRST_CALL_SCRIPT = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+import torch
+import focalkit
+from focalkit_app.bench import _impls
+t_import = time.perf_counter() - t0
+op, name, numel, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+impl = {i.name: i for i in _impls.impls_for(op)}[name]
+for k, v in impl.env.items():
+    os.environ[k] = v
+fn = impl.make()
+x, t = _impls.make_inputs(op, numel, getattr(torch, dtype))
+x.requires_grad_(True)
+t1 = time.perf_counter()
+fn(x, t).backward()
+t_first = time.perf_counter() - t1
+x.grad = None
+t2 = time.perf_counter()
+fn(x, t).backward()
+t_second = time.perf_counter() - t2
+print(json.dumps({"import_s": t_import, "first_call_s": t_first, "second_call_s": t_second}))
+"""
+
+
+def first_call(impl: Impl, op: str, numel: int, dtype: torch.dtype, timeout: float = 300) -> dict[str, Any]:
+    cmd = [sys.executable, "-c", _FIRST_CALL_SCRIPT, op, impl.name, str(numel), str(dtype).replace("torch.", "")]
+    rec: dict[str, Any] = {"op": op, "impl": impl.name, "numel": numel, "dtype": str(dtype).replace("torch.", "")}
+    # cold compile: without this, inductor's on-disk caches from earlier runs make compiled first calls look cheap
+    env = dict(os.environ, TORCHINDUCTOR_FORCE_DISABLE_CACHES="1")
+    rec["inductor_caches"] = "disabled"
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not line:
+            rec["error"] = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        else:
+            rec.update(json.loads(line[-1]))
+    except subprocess.TimeoutExpired:
+        rec["error"] = f"timed out after {timeout} s"
+    return rec
+
+
+# ------------------------------------------------------------------------------------------------ plan and run
+def _numels(op: str, args: argparse.Namespace) -> list[int]:
+    if args.sizes:
+        return [int(float(s)) for s in args.sizes]
+    if args.quick:
+        return [10_000, 1_000_000]
+    return [10_000, 100_000, 1_000_000, TARGET_NUMEL[op], 10_000_000, 100_000_000]
+
+
+def _fits(impl: Impl, numel: int, args: argparse.Namespace) -> bool:
+    budget = args.memory_budget_gb * 2**30
+    if impl.max_numel is not None and numel > impl.max_numel and not args.sizes:
+        return False
+    return impl.bytes_per_element * numel <= budget
+
+
+def run_op(op: str, args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    all_impls = impls_for(op)
+    if args.impls:
+        wanted = set(args.impls)
+        all_impls = [i for i in all_impls if i.name in wanted or i.kind == "floor" or i.name == "focalkit[cpu]"]
+    built: list[tuple[Impl, Callable]] = []
+    skipped: dict[str, str] = {}
+    for impl in all_impls:
+        if impl.compiled and args.no_compile:
+            skipped[impl.name] = "compiled implementations disabled (--no-compile / --quick)"
+            continue
+        try:
+            built.append((impl, impl.make()))
+        except ImportError as exc:
+            skipped[impl.name] = f"not installed ({exc})"
+    target = TARGET_NUMEL[op]
+    numels = _numels(op, args)
+    plan: list[tuple[str, int]] = [("fp32", n) for n in numels]
+    if not args.quick:
+        plan += [(d, target) for d in args.dtypes if d != "fp32"]
+    modes = ["both"] if args.quick else list(args.modes)
+    timings: list[dict[str, Any]] = []
+    for dname, numel in plan:
+        dtype = DTYPES[dname]
+        x, t = make_inputs(op, numel, dtype)
+        x.requires_grad_(True)
+        group = []
+        for impl, fn in built:
+            if not _fits(impl, numel, args):
+                continue
+            if impl.compiled and not (args.compile_all_sizes or numel in (1_000_000, target)):
+                continue
+            group.append((impl, fn))
+        for mode in modes:
+            res = time_group(group, x, t, mode, min_reps=args.min_reps, max_reps=args.max_reps, min_time=args.min_time)
+            for name, value in res.items():
+                rec: dict[str, Any] = {"op": op, "impl": name, "dtype": dname, "numel": x.numel(),
+                                       "shape": list(x.shape), "mode": mode}
+                if isinstance(value, str):
+                    rec["error"] = value
+                else:
+                    q1, med, q3 = _quantiles(value)
+                    rec.update(reps=len(value), median_ms=med * 1e3, q1_ms=q1 * 1e3, q3_ms=q3 * 1e3,
+                               ns_per_element=med * 1e9 / x.numel())
+                timings.append(rec)
+            meds = {r["impl"]: r.get("median_ms") for r in timings[-len(res):]}
+            log(f"{op} {dname} n={x.numel():.0e} {mode}: " + ", ".join(
+                f"{k}={v:.3g}ms" if v is not None else f"{k}=error" for k, v in meds.items()))
+        del x, t
+    memory = []
+    if not args.no_memory:
+        mem_numel = 1_000_000 if args.quick else target
+        for impl, fn in built:
+            if not _fits(impl, mem_numel, args):
+                continue
+            try:
+                memory.append(measure_memory(impl, fn, op, mem_numel, torch.float32))
+            except Exception as exc:  # noqa: BLE001
+                memory.append({"op": op, "impl": impl.name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        log(f"{op} memory: " + ", ".join(
+            f"{m['impl']}: saved {m.get('saved_in_logits', float('nan')):.2f}, peak {m.get('peak_extra_in_logits', float('nan')):.2f}"
+            for m in memory))
+    first = []
+    if not args.no_first_call:
+        names = [i.name for i, _ in built]
+        if args.quick:
+            names = [n for n in names if n == "focalkit[cpu]"]
+        for impl, _ in built:
+            if impl.name in names:
+                first.append(first_call(impl, op, target if not args.quick else 1_000_000, torch.float32))
+                log(f"{op} first call {impl.name}: {first[-1]}")
+    return {"timings": timings, "memory": memory, "first_call": first, "skipped": skipped}
+
+
+def _lookup(timings: list[dict], impl: str, dtype: str, numel: int, mode: str) -> float | None:
+    for r in timings:
+        if r["impl"] == impl and r["dtype"] == dtype and r["numel"] == numel and r["mode"] == mode:
+            return r.get("median_ms")
+    return None
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The performance targets, computed from one run's numbers (None where a number is missing)."""
+    out = []
+    sig = results.get("sigmoid")
+    if sig:
+        tim = sig["timings"]
+        n = next((r["numel"] for r in tim if abs(r["numel"] - TARGET_NUMEL["sigmoid"]) < 100), None)
+        fk = _lookup(tim, "focalkit[cpu]", "fp32", n, "both") if n else None
+        for other, goal in (("torchvision formula (eager)", 5.0), ("torchvision formula (compiled)", 1.5)):
+            o = _lookup(tim, other, "fp32", n, "both") if n else None
+            ratio = (o / fk) if (o and fk) else None
+            out.append({"target": f"sigmoid fp32 4M sum fwd+bwd: {other} / focalkit[cpu] >= {goal}",
+                        "value": ratio, "goal": goal, "met": (ratio is not None and ratio >= goal),
+                        "detail": f"focalkit[cpu] {fk} ms, {other} {o} ms"})
+        fc = next((f for f in sig["first_call"] if f["impl"] == "focalkit[cpu]"), None)
+        v = fc.get("first_call_s") if fc else None
+        out.append({"target": "sigmoid first call (fresh process, import excluded) < 2 s", "value": v, "goal": 2.0,
+                    "met": v is not None and v < 2.0, "detail": json.dumps(fc)})
+    sm = results.get("softmax")
+    if sm:
+        tim = sm["timings"]
+        n = TARGET_NUMEL["softmax"]
+        fk = _lookup(tim, "focalkit[cpu]", "fp32", n, "both")
+        ce = _lookup(tim, "F.cross_entropy (floor)", "fp32", n, "both")
+        ratio = (fk / ce) if (fk and ce) else None
+        out.append({"target": "softmax (65536, 64) fp32 fwd+bwd: focalkit[cpu] / F.cross_entropy <= 1.3",
+                    "value": ratio, "goal": 1.3, "met": ratio is not None and ratio <= 1.3,
+                    "detail": f"focalkit[cpu] {fk} ms, F.cross_entropy {ce} ms"})
+    for op in ("sigmoid", "softmax"):
+        res = results.get(op)
+        if not res:
+            continue
+        m = next((m for m in res["memory"] if m.get("impl") == "focalkit[cpu]" and "error" not in m), None)
+        if m:
+            budget = m["logits_bytes"] + m["targets_bytes"]
+            out.append({"target": f"{op}: tensors saved for backward <= logits + targets", "value": m["saved_bytes"],
+                        "goal": budget, "met": m["saved_bytes"] <= budget,
+                        "detail": f"{m['saved_in_logits']:.3f} logits-sized"})
+            slack = 1.01 + 262144 / m["logits_bytes"]
+            out.append({"target": f"{op}: peak extra memory during fwd+bwd <= one logits-sized buffer",
+                        "value": m["peak_extra_in_logits"], "goal": 1.0, "met": m["peak_extra_in_logits"] <= slack,
+                        "detail": f"{m['peak_extra_bytes']} bytes (includes the gradient written to x.grad; "
+                                  f"allowance 1 % + 256 KiB for block partials and per-thread scratch)"})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ reports
+def write_markdown(report: dict[str, Any], path: Path) -> None:
+    meta = report["metadata"]
+    lines = ["# focalkit CPU benchmark", "",
+             f"- date (UTC): {meta['date_utc']}", f"- git commit: {meta['git_commit']}",
+             f"- device: {meta['device']}", f"- CPU kernel build: {meta['cpu_kernel_build']}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v),
+             f"- load average at start / end: {meta.get('load_average_start')} / {meta.get('load_average_end')}",
+             f"- command: `{meta.get('command', '')}`", ""]
+    lines += ["## Performance targets", "", "| target | measured | goal | met | detail |", "|---|---|---|---|---|"]
+    for t in report["targets"]:
+        v = t["value"]
+        vs = f"{v:.3g}" if isinstance(v, float) else str(v)
+        verdict = "not measured" if v is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {vs} | {t['goal']} | {verdict} | {t['detail']} |")
+    for op, res in report["results"].items():
+        tim = res["timings"]
+        lines += ["", f"## {op}: median ms per call [IQR], fp32, forward + backward", ""]
+        numels = sorted({r["numel"] for r in tim if r["dtype"] == "fp32"})
+        impls = list(dict.fromkeys(r["impl"] for r in tim))
+        lines.append("| implementation | " + " | ".join(f"{n:.2g}" for n in numels) + " |")
+        lines.append("|---|" + "---|" * len(numels))
+        for name in impls:
+            cells = []
+            for n in numels:
+                r = next((r for r in tim if r["impl"] == name and r["numel"] == n and r["dtype"] == "fp32"
+                          and r["mode"] == "both"), None)
+                if r is None:
+                    cells.append("-")
+                elif "error" in r:
+                    cells.append("error")
+                else:
+                    cells.append(f"{r['median_ms']:.3g} [{r['q1_ms']:.3g}, {r['q3_ms']:.3g}]")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        tn = max((r["numel"] for r in tim if r["dtype"] != "fp32"), default=None)
+        if tn:
+            lines += ["", f"## {op}: all modes and dtypes at {tn:.3g} elements (median ms [IQR])", "",
+                      "| implementation | dtype | forward | backward | both |", "|---|---|---|---|---|"]
+            for d in ("fp32", "bf16", "fp16"):
+                for name in impls:
+                    cells = []
+                    for mode in MODES:
+                        r = next((r for r in tim if r["impl"] == name and r["numel"] == tn and r["dtype"] == d
+                                  and r["mode"] == mode), None)
+                        cells.append("-" if r is None else ("error" if "error" in r else
+                                     f"{r['median_ms']:.3g} [{r['q1_ms']:.3g}, {r['q3_ms']:.3g}]"))
+                    if any(c != "-" for c in cells):
+                        lines.append(f"| {name} | {d} | " + " | ".join(cells) + " |")
+        if res["memory"]:
+            lines += ["", f"## {op}: memory (fp32, in logits-sized units)", "",
+                      "| implementation | elements | saved for backward | peak extra during fwd+bwd |", "|---|---|---|---|"]
+            for m in res["memory"]:
+                if "error" in m:
+                    lines.append(f"| {m['impl']} | - | error | {m['error']} |")
+                else:
+                    lines.append(f"| {m['impl']} | {m['numel']:.3g} | {m['saved_in_logits']:.2f} | "
+                                 f"{m['peak_extra_in_logits']:.2f} |")
+        if res["first_call"]:
+            lines += ["", f"## {op}: first call in a fresh process (fp32)", "",
+                      "| implementation | import torch + focalkit (s) | first fwd+bwd (s) | second (s) |", "|---|---|---|---|"]
+            for f in res["first_call"]:
+                if "error" in f:
+                    lines.append(f"| {f['impl']} | - | error: {f['error']} | - |")
+                else:
+                    lines.append(f"| {f['impl']} | {f['import_s']:.2f} | {f['first_call_s']:.3f} | {f['second_call_s']:.3f} |")
+        if res["skipped"]:
+            lines += ["", f"Skipped ({op}): " + "; ".join(f"{k}: {v}" for k, v in res["skipped"].items())]
+        errs = [r for r in tim if "error" in r]
+        if errs:
+            lines += ["", f"Errors ({op}): " + "; ".join(f"{r['impl']} {r['dtype']} {r['numel']}: {r['error']}"
+                                                       for r in errs[:10])]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plot(report: dict[str, Any], path: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        return f"matplotlib not available: {exc}"
+    ops = list(report["results"])
+    fig, axes = plt.subplots(1, len(ops), figsize=(7 * len(ops), 5), squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        tim = report["results"][op]["timings"]
+        for name in dict.fromkeys(r["impl"] for r in tim):
+            pts = sorted((r["numel"], r["ns_per_element"]) for r in tim if r["impl"] == name and r["dtype"] == "fp32"
+                         and r["mode"] == "both" and "error" not in r)
+            if pts:
+                style = "-o" if name.startswith("focalkit") else "--s"
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=name, markersize=4)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("logits (elements)")
+        ax.set_ylabel("ns per element, forward + backward (median)")
+        ax.set_title(f"{op} focal loss, fp32")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    meta = report["metadata"]
+    fig.suptitle(f"{meta['device']} | torch {meta['versions']['torch']} | {meta['date_utc']} | {meta['git_commit'][:12]}",
+                 fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``focalkit bench`` (also used by ``benchmarks/bench_*.py``)."""
+    parser.add_argument("--op", choices=("sigmoid", "softmax", "all"), default="all", help="which loss")
+    parser.add_argument("--quick", action="store_true", help="smoke run (< 1 min): 2 sizes, fp32, fwd+bwd, no compile")
+    parser.add_argument("--sizes", nargs="+", help="numbers of logits, e.g. 1e4 1e6 (default 1e4 .. 1e8)")
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16", "fp16"], choices=list(DTYPES),
+                        help="dtypes; non-fp32 ones run at the target size only")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--impls", nargs="+", help="restrict to these implementation names (+ floors)")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile implementations")
+    parser.add_argument("--compile-all-sizes", action="store_true",
+                        help="compile at every size (default: 1e6 and the target size only; each compile takes ~10-25 s)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--no-first-call", action="store_true", help="skip the fresh-process first-call timing")
+    parser.add_argument("--min-reps", type=int, default=5)
+    parser.add_argument("--max-reps", type=int, default=40)
+    parser.add_argument("--min-time", type=float, default=1.0, help="seconds of the slowest implementation per group")
+    parser.add_argument("--memory-budget-gb", type=float, default=12.0, help="skip sizes whose estimated peak exceeds it")
+    parser.add_argument("--out", default="benchmarks/results/cpu", help="output folder (JSON, Markdown, PNG)")
+    parser.add_argument("--name", default="bench", help="file name stem of the outputs")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark described by ``args`` and write ``<out>/<name>.json|.md|.png``; returns an exit code."""
+    if args.quick:
+        args.no_compile = True
+        args.min_reps, args.max_reps, args.min_time = 3, 10, 0.2
+    ops = ["sigmoid", "softmax"] if args.op == "all" else [args.op]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+
+    meta = metadata()
+    meta["command"] = " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+    log(f"{meta['device']}; torch {torch.__version__}; kernel build {meta['cpu_kernel_build']}")
+    results = {op: run_op(op, args, log) for op in ops}
+    meta["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    meta["wall_s"] = time.perf_counter() - t0
+    report = {"metadata": meta, "method": __doc__, "results": results}
+    report["targets"] = evaluate_targets(results)
+    stem = out / args.name
+    Path(f"{stem}.json").write_text(json.dumps(report, indent=1, default=str))
+    write_markdown(report, Path(f"{stem}.md"))
+    plot_error = write_plot(report, Path(f"{stem}.png"))
+    log(f"wrote {stem}.json, {stem}.md" + (f" (no PNG: {plot_error})" if plot_error else f", {stem}.png"))
+    for t in report["targets"]:
+        verdict = "not measured in this run" if t["value"] is None else ("met" if t["met"] else "NOT met")
+        log(f"target: {t['target']}: {t['value']} -> {verdict}")
+    return 0
+
+
+def main(argv: list[str] | None = None, op: str | None = None) -> int:
+    parser = argparse.ArgumentParser(description="focalkit benchmark")
+    add_bench_arguments(parser)
+    if op is not None:
+        parser.set_defaults(op=op, name=f"bench_{op}")
+    return run_bench(parser.parse_args(argv))

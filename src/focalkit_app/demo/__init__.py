@@ -1,0 +1,23 @@
+"""``focalkit demo`` and ``focalkit compare``: measured evidence of when focal loss helps.
+
+Optional dependencies (the ``demo`` extra: scikit-learn, pandas, pyarrow, optuna, tqdm, matplotlib) are imported only
+inside this package's functions, never at import time.
+
+Layout (one concept per file):
+  datasets.py        long-tailed profile and the bundled digits split
+  models.py          small MLP and the miniature one-stage detector
+  losses.py          the family of losses compared (names, construction)
+  training.py        training loop for classifiers (with the adaptive hooks)
+  experiment.py      every loss on every seed / fold (optionally in worker processes)
+  metrics.py         balanced accuracy, tail recall, macro-F1, macro AP, ECE
+  stats.py           mean +- std and the paired "which loss won" rule
+  plots.py           PNG figures
+  report.py          Markdown report and terminal table
+  classification.py  ``focalkit demo`` on long-tailed digits
+  detection.py       dense detection in miniature (``demo --task detection``)
+  tabular.py         loading and validating CSV / Parquet / .npz for ``compare``
+  compare.py         stratified k-fold comparison (``focalkit compare``)
+  tuning.py          Optuna search with nested measurement (``compare --tune``)
+  outdir.py, progress.py, threads.py  report folder, progress bar, torch threads
+  cli.py             the argparse glue called by ``focalkit_app.cli.main``
+"""

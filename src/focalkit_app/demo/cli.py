@@ -1,0 +1,136 @@
+"""argparse glue for ``focalkit demo`` and ``focalkit compare`` (called lazily by ``focalkit_app.cli.main``).
+
+Contract: ``add_demo_arguments(parser)``, ``run_demo(args) -> int``, ``add_compare_arguments(parser)``,
+``run_compare(args) -> int``. Bad input raises a :class:`focalkit.FocalKitError` subclass internally; the run
+functions print it as ``focalkit <command>: error: ...`` on stderr and return 2. Nothing is written before the input is
+validated, and only the report folder is ever written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import replace
+
+__all__ = ["add_demo_arguments", "run_demo", "add_compare_arguments", "run_compare"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``focalkit demo``."""
+    parser.add_argument("--task", choices=("classification", "detection"), default="classification",
+                        help="classification: losses on long-tailed digits (default); detection: dense detection "
+                             "in miniature (RetinaNet's Table 1 and Figure 4)")
+    parser.add_argument("--quick", action="store_true", help="a smaller run (about 30 s or less)")
+    parser.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (default 5; detection 3)")
+    parser.add_argument("--imbalance", type=float, nargs="+", default=None,
+                        help="imbalance factors of the digits task (default 10 50 100)")
+    parser.add_argument("--out", default=None, help="report folder to create (Markdown + PNG)")
+    parser.add_argument("--force", action="store_true", help="write into --out even if it exists")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="run in one process with this many torch threads (default: 2 worker processes "
+                             "of 1 thread for the full runs, 1 process of 1 thread for --quick)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``focalkit compare``."""
+    parser.add_argument("--data", required=True, help="CSV, Parquet or .npz file (arrays X and y in .npz)")
+    parser.add_argument("--target", default=None,
+                        help="label column (CSV / Parquet; required there) or array name in .npz (default y)")
+    parser.add_argument("--folds", type=_positive_int, default=5, help="stratified folds (default 5)")
+    parser.add_argument("--epochs", type=_positive_int, default=60, help="training epochs per fold (default 60)")
+    parser.add_argument("--tune", action="store_true",
+                        help="search gamma, alpha and beta with Optuna on inner validation splits")
+    parser.add_argument("--trials", type=_positive_int, default=20, help="Optuna trials per search (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of folds, initialisation and search")
+    parser.add_argument("--out", default=None, help="report folder to create (Markdown + PNG)")
+    parser.add_argument("--force", action="store_true", help="write into --out even if it exists")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="torch intra-op threads (default 1: faster for these small models)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _fail(command: str, exc: Exception) -> int:
+    print(f"focalkit {command}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _missing(command: str, exc: ImportError) -> int:
+    print(f"focalkit {command}: error: an optional dependency is missing ({exc}); install the demo extra: "
+          "pip install 'focalkit[demo]'", file=sys.stderr)
+    return 2
+
+
+def _command_line(command: str) -> str:
+    return "focalkit " + command + " " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run ``focalkit demo``; returns the exit status (0 ok, 2 bad input)."""
+    import focalkit
+
+    from .outdir import check_out_dir
+
+    try:
+        out = check_out_dir(args.out, args.force)
+        if args.task == "detection":
+            from .detection import DEFAULT_DETECTION, QUICK_DETECTION, run_detection_demo
+
+            cfg = QUICK_DETECTION if args.quick else DEFAULT_DETECTION
+            if args.seeds is not None:
+                cfg = cfg.with_seeds(args.seeds)
+            if args.threads is not None:  # an explicit thread count: one process using that many threads
+                cfg = replace(cfg, workers=1)
+            run_detection_demo(cfg, out, progress=not args.no_progress, command=_command_line("demo"),
+                               threads=args.threads)
+            return 0
+        from .classification import DEFAULT, QUICK, run_digits_demo
+
+        cfg = QUICK if args.quick else DEFAULT
+        if args.threads is not None:  # an explicit thread count: one process using that many threads
+            cfg = replace(cfg, workers=1)
+        if args.seeds is not None:
+            cfg = replace(cfg, seeds=args.seeds)
+        if args.imbalance is not None:
+            bad = [v for v in args.imbalance if not v >= 1.0]
+            if bad:
+                raise focalkit.InvalidArgumentError(f"--imbalance: expected factors >= 1, got {bad}")
+            cfg = replace(cfg, imbalances=tuple(args.imbalance))
+        if cfg.seeds < 2:
+            raise focalkit.InvalidArgumentError(f"--seeds: expected at least 2 (for a spread), got {cfg.seeds}")
+        run_digits_demo(cfg, out, progress=not args.no_progress, command=_command_line("demo"),
+                        threads=args.threads)
+        return 0
+    except focalkit.FocalKitError as exc:
+        return _fail("demo", exc)
+    except ImportError as exc:
+        return _missing("demo", exc)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Run ``focalkit compare``; returns the exit status (0 ok, 2 bad input)."""
+    import focalkit
+
+    from .outdir import check_out_dir
+
+    try:
+        out = check_out_dir(args.out, args.force)
+        from .compare import CompareConfig, run_compare_file
+
+        cfg = CompareConfig(folds=args.folds, epochs=args.epochs, tune=args.tune, trials=args.trials,
+                            seed=args.seed)
+        run_compare_file(args.data, args.target, cfg, out, progress=not args.no_progress,
+                         command=_command_line("compare"), threads=args.threads)
+        return 0
+    except focalkit.FocalKitError as exc:
+        return _fail("compare", exc)
+    except ImportError as exc:
+        return _missing("compare", exc)
