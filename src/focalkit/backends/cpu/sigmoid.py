@@ -58,16 +58,8 @@ def _alpha_vec(a: Tensor | None, c: int) -> Tensor:
     return a.detach().to(device="cpu", dtype=torch.float32).contiguous().reshape(c)
 
 
-def forward(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    alpha_pos: Tensor | None = None,
-    alpha_neg: Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None,
-    reduce_sum: bool,
-    compute_grad: bool,
+def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None, alpha_neg: Tensor | None = None,
+            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool
 ) -> tuple[Tensor, Tensor | None]:
     """Sigmoid focal loss and d loss_i / d x_i in one pass (kernel contract, fused CPU back-end).
 

@@ -38,16 +38,8 @@ _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 
-def forward(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    weight: Tensor | None = None,
-    alpha: Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None,
-    reduce_sum: bool,
-    compute_grad: bool,
+def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, alpha: Tensor | None = None,
+            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool
 ) -> tuple[Tensor, Tensor | None]:
     """Softmax focal loss per row and its gradient in one pass (kernel contract, fused CPU back-end).
 

@@ -14,16 +14,8 @@ from ..._targets import class_shape
 __all__ = ["differentiable", "forward"]
 
 
-def forward(
-    probs: Tensor,
-    targets: Tensor,
-    *,
-    alpha_pos: Tensor | None = None,
-    alpha_neg: Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None = None,
-    reduce_sum: bool,
-    compute_grad: bool,
+def forward(probs: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None, alpha_neg: Tensor | None = None,
+            gamma: float, ignore_index: int | None = None, reduce_sum: bool, compute_grad: bool
 ) -> tuple[Tensor, Tensor | None]:
     r"""Per-element focal loss from probabilities and its derivative d loss / d p.
 
@@ -65,15 +57,8 @@ def forward(
     return (loss.sum() if reduce_sum else loss), grad
 
 
-def differentiable(
-    probs: Tensor,
-    targets: Tensor,
-    *,
-    alpha_pos: Tensor | None = None,
-    alpha_neg: Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None = None,
-) -> Tensor:
+def differentiable(probs: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
+                   alpha_neg: Tensor | None = None, gamma: float, ignore_index: int | None = None) -> Tensor:
     """Per-element focal loss from probabilities, differentiable to any order.
 
     u^gamma is exp(gamma log u) with u clamped at the dtype's smallest normal number, and p, 1 - p are clamped as in

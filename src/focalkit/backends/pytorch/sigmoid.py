@@ -38,18 +38,9 @@ from ..._targets import class_shape, one_hot_targets
 __all__ = ["differentiable", "forward"]
 
 
-def forward(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    alpha_pos: Tensor | None = None,
-    alpha_neg: Tensor | None = None,
-    pos_weight: Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None,
-    reduce_sum: bool,
-    compute_grad: bool,
-) -> tuple[Tensor, Tensor | None]:
+def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None, alpha_neg: Tensor | None = None,
+            pos_weight: Tensor | None = None, gamma: float, ignore_index: int | None, reduce_sum: bool,
+            compute_grad: bool) -> tuple[Tensor, Tensor | None]:
     """Per-element sigmoid focal loss and its derivative, following the kernel contract.
 
     Args:
@@ -118,16 +109,9 @@ def _binary_or_soft(logits: Tensor, targets: Tensor, ignore_index: int | None) -
     return y.to(compute_dtype), valid
 
 
-def differentiable(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    alpha_pos: Tensor | None = None,
-    alpha_neg: Tensor | None = None,
-    pos_weight: Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None,
-) -> Tensor:
+def differentiable(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
+                   alpha_neg: Tensor | None = None, pos_weight: Tensor | None = None, gamma: float,
+                   ignore_index: int | None) -> Tensor:
     r"""Per-element sigmoid focal loss as a log-space composition that autograd differentiates to any order.
 
     .. math::

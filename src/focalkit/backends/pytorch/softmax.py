@@ -48,16 +48,8 @@ def _rows_view(logits: Tensor) -> Tensor:
     return logits.to(compute_dtype).reshape(logits.shape[0], logits.shape[1], -1)
 
 
-def forward(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    weight: Tensor | None = None,
-    alpha: Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None,
-    reduce_sum: bool,
-    compute_grad: bool,
+def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, alpha: Tensor | None = None,
+            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool
 ) -> tuple[Tensor, Tensor | None]:
     """Per-row softmax focal loss for class-index targets and its gradient, following the kernel contract.
 
@@ -149,15 +141,8 @@ def _class_weight_view(class_weight: Tensor | None, x: Tensor) -> Tensor | float
     return 1.0 if class_weight is None else class_weight.to(x.dtype).view(1, -1, 1)
 
 
-def differentiable_soft(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    class_weight: Tensor | None = None,
-    gamma: float,
-    label_smoothing: float = 0.0,
-    ignore_index: int | None,
-) -> Tensor:
+def differentiable_soft(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None = None, gamma: float,
+                        label_smoothing: float = 0.0, ignore_index: int | None) -> Tensor:
     """Per-row soft-target softmax focal loss, a log-space composition differentiable to any order.
 
     .. math:: L = \\sum_c q_c w_c (1 - p_c)^\\gamma (-\\log p_c)
@@ -185,16 +170,8 @@ def differentiable_soft(
     return rows.reshape((logits.shape[0], *logits.shape[2:]))
 
 
-def forward_soft(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    class_weight: Tensor | None = None,
-    gamma: float,
-    label_smoothing: float,
-    ignore_index: int | None,
-    reduce_sum: bool,
-    compute_grad: bool,
+def forward_soft(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None = None, gamma: float,
+                 label_smoothing: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool
 ) -> tuple[Tensor, Tensor | None]:
     """Soft-target softmax focal loss per row and its closed-form gradient (op ``softmax_focal_soft``).
 
@@ -225,15 +202,8 @@ def forward_soft(
     return loss, grad
 
 
-def differentiable(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    weight: Tensor | None = None,
-    alpha: Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None,
-) -> Tensor:
+def differentiable(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, alpha: Tensor | None = None,
+                   gamma: float, ignore_index: int | None) -> Tensor:
     """Per-row class-index softmax focal loss as a composition differentiable to any order (see
     :func:`differentiable_soft`; the class weight is ``weight * alpha``)."""
     class_weight = weight

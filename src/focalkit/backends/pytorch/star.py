@@ -37,17 +37,8 @@ def _weights(logits: Tensor, targets: Tensor, alpha_pos, alpha_neg, ignore_index
     return x, w_pos, w_neg
 
 
-def forward(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    alpha_pos: Tensor | None = None,
-    alpha_neg: Tensor | None = None,
-    gamma: float,
-    beta: float,
-    ignore_index: int | None,
-    reduce_sum: bool,
-    compute_grad: bool,
+def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None, alpha_neg: Tensor | None = None,
+            gamma: float, beta: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool
 ) -> tuple[Tensor, Tensor | None]:
     r"""Per-element FL* and its derivative.
 
@@ -73,16 +64,8 @@ def forward(
     return (loss.sum() if reduce_sum else loss), grad
 
 
-def differentiable(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    alpha_pos: Tensor | None = None,
-    alpha_neg: Tensor | None = None,
-    gamma: float,
-    beta: float,
-    ignore_index: int | None,
-) -> Tensor:
+def differentiable(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
+                   alpha_neg: Tensor | None = None, gamma: float, beta: float, ignore_index: int | None) -> Tensor:
     """Per-element FL*, (w+ softplus(-(gamma x + beta)) + w- softplus(gamma x - beta)) / gamma, differentiable to
     any order.
 

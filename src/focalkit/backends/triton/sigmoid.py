@@ -188,17 +188,9 @@ def _device_guard(t: torch.Tensor):
 
 
 
-def forward(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    alpha_pos: torch.Tensor | None = None,
-    alpha_neg: torch.Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None,
-    reduce_sum: bool,
-    compute_grad: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+def forward(logits: torch.Tensor, targets: torch.Tensor, *, alpha_pos: torch.Tensor | None = None,
+            alpha_neg: torch.Tensor | None = None, gamma: float, ignore_index: int | None, reduce_sum: bool,
+            compute_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sigmoid focal loss and its gradient in one pass (Triton).
 
     Args:

@@ -172,17 +172,9 @@ def _tile_shape(n: int, c: int, s: int) -> tuple[int, int, int]:
     return block_n, block_c, block_s
 
 
-def forward(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    weight: torch.Tensor | None = None,
-    alpha: torch.Tensor | None = None,
-    gamma: float,
-    ignore_index: int | None,
-    reduce_sum: bool,
-    compute_grad: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+def forward(logits: torch.Tensor, targets: torch.Tensor, *, weight: torch.Tensor | None = None,
+            alpha: torch.Tensor | None = None, gamma: float, ignore_index: int | None, reduce_sum: bool,
+            compute_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax focal loss over dim 1 and its gradient in one pass (Triton).
 
     Args:
