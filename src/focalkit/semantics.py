@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from .errors import argument_error, type_error
 
 __all__ = [
+    "LOG_SPACE_BELOW",
     "REDUCTIONS",
     "check_choice",
     "check_gamma",
@@ -47,6 +48,10 @@ __all__ = [
 ]
 
 REDUCTIONS = ("none", "mean", "sum")
+
+# Below this, the front-ends form u^gamma (u = 1 - p_t) in log space as exp(gamma log u): pow(u, gamma) would lose its
+# derivative there (u^(gamma - 1) overflows).
+LOG_SPACE_BELOW = 1e-30
 
 SIGMOID_ALPHA_EXPECTED = "a number in [0, 1], None or a negative number to disable it"
 SOFTMAX_ALPHA_EXPECTED = "a number in [0, 1] or None"

@@ -47,6 +47,7 @@ __all__ = [
     "PRIORITY",
     "BackendUnavailableError",
     "available_backends",
+    "counts_invalid_targets",
     "cpu_kernel_isa",
     "get_differentiable",
     "get_forward",
@@ -146,6 +147,15 @@ def resolve_backend(
             return candidate
         refused.append(f"{candidate}: {'; '.join(reasons)}")
     raise BackendUnavailableError(f"backend: no back-end can run {op}: {' | '.join(refused)}")
+
+
+def counts_invalid_targets(
+    op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, Tensor | None] | None = None,
+    backend: str | None = None,
+) -> bool:
+    """Whether the back-end that will run this call counts invalid target values in its own pass (and raises the
+    standard error when value checks are on), so that the public function need not scan them first."""
+    return bool(getattr(_package(resolve_backend(op, logits, targets, tensors, backend)), "COUNTS_INVALID_TARGETS", False))
 
 
 def get_forward(op: str, name: str) -> Callable[..., tuple[Tensor, Tensor | None]]:

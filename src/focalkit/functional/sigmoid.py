@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 
 from .._autograd import focal_loss_op
+from ..backends import counts_invalid_targets
+from ..value_checks import value_checks_enabled
 from .._checks import (
     check_class_indices,
     check_floating,
@@ -22,20 +24,30 @@ from ..semantics import check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
 from ._reduction import check_normalizer, finish_reduction
 
-__all__ = ["sigmoid_focal_loss", "check_sigmoid_targets"]
+__all__ = ["sigmoid_focal_loss", "check_sigmoid_targets", "check_sigmoid_target_values"]
 
 
-def check_sigmoid_targets(inputs: Tensor, targets: object, ignore_index: int, *, allow_background: bool = True) -> Tensor:
+def check_sigmoid_target_values(inputs: Tensor, targets: Tensor, ignore_index: int) -> None:
+    """Float targets in [0, 1], or class indices in [0, C] (C = background) or ``ignore_index`` (when value checks run)."""
+    if targets.is_floating_point():
+        check_unit_interval_values("targets", targets)
+    else:
+        check_class_indices("targets", targets, 0, inputs.shape[1], ignore_index)
+
+
+def check_sigmoid_targets(inputs: Tensor, targets: object, ignore_index: int, *, scan_values: bool = True) -> Tensor:
     """Validate float targets (logits' shape, values in [0, 1]) or class indices (logits' shape without dim 1).
 
-    Returns the targets as given (float) or as int64 class indices.
+    With ``scan_values=False`` only metadata is checked (the caller scans the values, or leaves it to a back-end that
+    counts invalid targets in its own pass). Returns the targets as given (float) or as int64 class indices.
     """
     targets = check_tensor("targets", targets)
     check_same_device("targets", targets, inputs, "inputs")
     if targets.is_floating_point():
         if targets.shape != inputs.shape:
             raise argument_error("targets", f"float targets of the inputs' shape {tuple(inputs.shape)}", describe(targets))
-        check_unit_interval_values("targets", targets)
+        if scan_values:
+            check_sigmoid_target_values(inputs, targets, ignore_index)
         return targets
     if targets.dtype == torch.bool or targets.is_complex():
         raise type_error("targets", "float targets in [0, 1] or integer class indices", describe(targets))
@@ -48,8 +60,8 @@ def check_sigmoid_targets(inputs: Tensor, targets: object, ignore_index: int, *,
         raise argument_error(
             "targets", f"class indices of shape {expected} (the inputs' shape without dim 1)", describe(targets)
         )
-    num_classes = inputs.shape[1]
-    check_class_indices("targets", targets, 0, num_classes if allow_background else num_classes - 1, ignore_index)
+    if scan_values:
+        check_sigmoid_target_values(inputs, targets, ignore_index)
     return targets.long()
 
 
@@ -115,11 +127,14 @@ def sigmoid_focal_loss(
     inputs = check_floating("inputs", inputs)
     reduction = check_reduction(reduction)
     gamma = check_gamma(gamma)
-    targets = check_sigmoid_targets(inputs, targets, ignore_index)
+    targets = check_sigmoid_targets(inputs, targets, ignore_index, scan_values=False)
     alpha_pos, alpha_neg = sigmoid_alpha(alpha, inputs)
     pos_weight_vector = None
     if pos_weight is not None:
         pos_weight_vector = class_vector("pos_weight", pos_weight, inputs, check_unit_range=False)
+    tensors = {"alpha_pos": alpha_pos, "alpha_neg": alpha_neg, "pos_weight": pos_weight_vector}
+    if value_checks_enabled(targets) and not counts_invalid_targets("sigmoid_focal", inputs, targets, tensors):
+        check_sigmoid_target_values(inputs, targets, ignore_index)
     if weight is not None:
         weight = check_tensor("weight", weight)
         check_same_device("weight", weight, inputs, "inputs")
@@ -135,7 +150,7 @@ def sigmoid_focal_loss(
         "sigmoid_focal",
         inputs,
         targets,
-        tensors={"alpha_pos": alpha_pos, "alpha_neg": alpha_neg, "pos_weight": pos_weight_vector},
+        tensors=tensors,
         scalars={"gamma": gamma},
         ignore_index=index_ignore,
         reduce_sum=fuse_sum,

@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 
 from .._autograd import focal_loss_op
+from ..backends import counts_invalid_targets
+from ..value_checks import value_checks_enabled
 from .._checks import (
     check_class_indices,
     check_floating,
@@ -25,7 +27,7 @@ from ._reduction import check_normalizer, finish_reduction
 __all__ = ["softmax_focal_loss"]
 
 
-def _check_target(input: Tensor, target: object, ignore_index: int) -> Tensor:
+def _check_target(input: Tensor, target: object, ignore_index: int, *, scan_values: bool) -> Tensor:
     target = check_tensor("target", target)
     check_same_device("target", target, input, "input")
     if target.is_floating_point():
@@ -38,7 +40,8 @@ def _check_target(input: Tensor, target: object, ignore_index: int) -> Tensor:
     expected = (input.shape[0], *input.shape[2:])
     if tuple(target.shape) != expected:
         raise argument_error("target", f"class indices of shape {expected} (the input's shape without dim 1)", describe(target))
-    check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
+    if scan_values:
+        check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
     return target.long()
 
 
@@ -107,15 +110,21 @@ def softmax_focal_loss(
     reduction = check_reduction(reduction)
     gamma = check_gamma(gamma)
     label_smoothing = check_label_smoothing(scalar_value(label_smoothing))
-    target = _check_target(input, target, ignore_index)
+    target = _check_target(input, target, ignore_index, scan_values=False)
     weight_vector = None if weight is None else class_vector("weight", weight, input, check_unit_range=False)
     alpha_value = softmax_alpha(alpha, input)
     alpha_vector = alpha_value if isinstance(alpha_value, Tensor) or alpha_value is None else input.new_full(
         (input.shape[1],), alpha_value, dtype=torch.promote_types(input.dtype, torch.float32)
     )
+    fused_op = not (target.is_floating_point() or label_smoothing > 0)
+    tensors = {"weight": weight_vector, "alpha": alpha_vector}
+    # the fused CPU kernel counts invalid indices in its own pass; otherwise they are scanned here
+    kernel_counts = fused_op and value_checks_enabled(target) and counts_invalid_targets("softmax_focal", input, target, tensors)
+    if not target.is_floating_point() and not kernel_counts:
+        check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
     check_normalizer(normalizer, reduction, sync_normalizer, input)
 
-    if target.is_floating_point() or label_smoothing > 0:
+    if not fused_op:
         class_weight = weight_vector
         if alpha_vector is not None:
             class_weight = alpha_vector if class_weight is None else class_weight * alpha_vector
@@ -133,7 +142,7 @@ def softmax_focal_loss(
             "softmax_focal",
             input,
             target,
-            tensors={"weight": weight_vector, "alpha": alpha_vector},
+            tensors=tensors,
             scalars={"gamma": gamma},
             ignore_index=ignore_index,
             reduce_sum=reduction != "none",

@@ -26,7 +26,7 @@ def _log_u(log_p: jnp.ndarray, log_q: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarra
 
 
 def _terms(x: jnp.ndarray, y: jnp.ndarray, gamma: float, with_grads: bool) -> tuple[Any, ...]:
-    """Unweighted focal loss u^g CE and, if asked, its partial derivatives in x and in y (FOCAL_LOSS_FACTS forms)."""
+    """Unweighted focal loss u^g CE and, if asked, its partial derivatives in x and in y (stable closed forms)."""
     p = _sigmoid(x)
     q = _sigmoid(-x)  # 1 - p without cancellation
     # max(x, 0) - x y + log1p(exp(-|x|)), written per sign so that autodiff of it (the Hessian) is exact at x = 0.

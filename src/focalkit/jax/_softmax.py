@@ -18,7 +18,7 @@ __all__ = ["softmax_focal_loss"]
 
 
 def _terms(x: jnp.ndarray, t: jnp.ndarray, gamma: float, with_grad: bool) -> tuple[Any, ...]:
-    """Loss -u^g log p_t per row (class axis last) and, if asked, its gradient in x (FOCAL_LOSS_FACTS forms).
+    """Loss -u^g log p_t per row (class axis last) and, if asked, its gradient in x (stable closed forms).
 
     Everything comes from d = log S' - x_t, S' = sum_{j != t} exp(x_j) accumulated directly relative to its own
     maximum: u = S'/S = sigmoid(d), p_t = sigmoid(-d), log p_t = -softplus(d). So neither u nor log p_t

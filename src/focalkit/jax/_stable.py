@@ -5,10 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["TINY", "sigmoid"]
+from focalkit.semantics import LOG_SPACE_BELOW as TINY
 
-# Below this, u = 1 - p_t is used in log space: pow(u, gamma) would lose its derivative (u**(gamma - 1) overflows).
-TINY = 1e-30
+__all__ = ["TINY", "sigmoid"]
 
 
 @jax.custom_jvp

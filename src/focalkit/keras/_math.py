@@ -12,6 +12,8 @@ from typing import Any
 
 from keras import ops
 
+from focalkit.semantics import LOG_SPACE_BELOW as TINY  # u below this: u^gamma in log space
+
 __all__ = [
     "binary_terms_from_probs",
     "categorical_terms_from_logits",
@@ -20,8 +22,6 @@ __all__ = [
     "sparse_terms_from_logits",
 ]
 
-# Below this, u = 1 - p_t is used in log space: pow(u, gamma) would lose its derivative (u**(gamma - 1) overflows).
-TINY = 1e-30
 
 
 def _pow_or_log_space(u: Any, log_u: Any, gamma: float) -> Any:
@@ -62,7 +62,7 @@ def _log_probs_clamped(p: Any, tiny: float) -> tuple[Any, Any]:
 
 
 def sigmoid_terms(x: Any, y: Any, gamma: float) -> Any:
-    """Unweighted focal loss per element from logits: u^g CE, u = p (1 - y) + (1 - p) y (FOCAL_LOSS_FACTS forms).
+    """Unweighted focal loss per element from logits: u^g CE, u = p (1 - y) + (1 - p) y (stable closed forms).
 
     CE = max(x, 0) - x y + log1p(exp(-|x|)) is written per sign with softplus, so that its derivative is also exact
     at x = 0 and no branch ever sees an overflowing argument.

@@ -24,6 +24,8 @@ NAME = "cpu"
 # op -> (module, the optional tensor arguments it implements)
 IMPLEMENTS = {"sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg")), "softmax_focal": ("softmax", ("weight", "alpha"))}
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# The kernels count target values outside the allowed range in the same pass and raise the standard error.
+COUNTS_INVALID_TARGETS = True
 
 
 def unsupported(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, Tensor | None], *, forced: bool) -> list[str]:

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ...errors import InvalidArgumentError
+from ..._checks import check_class_indices, check_unit_interval_values
 from ..._targets import ncs
 from ...value_checks import value_checks_enabled
 from . import library as cpu_lib
@@ -120,6 +121,10 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
 
     bad = cpu_lib.parallel_for(total, work)
     if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background / 0
+        if targets.is_floating_point():  # the standard message, from a host scan that runs only on failure
+            check_unit_interval_values("targets", targets)
+        else:
+            check_class_indices("targets", targets, 0, c, ignore_index if has_ignore else None)
         raise _bad_targets(targets, c, ignore_index if has_ignore else None, bad)
     if reduce_sum:
         loss = sums.sum().to(torch.float32)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ...errors import InvalidArgumentError
+from ..._checks import check_class_indices
 from ..._targets import ncs
 from ...value_checks import value_checks_enabled
 from . import library as cpu_lib
@@ -103,6 +104,7 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
     # parallelise over columns; a column costs about C elements of work
     bad = cpu_lib.parallel_for(cols, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // max(c, 1)))
     if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background / 0
+        check_class_indices("target", targets, 0, c - 1, ignore_index if has_ignore else None)  # the standard message
         allowed = f"class indices in [0, {c - 1}]" + (f" or ignore_index={ignore_index}" if has_ignore else "")
         raise InvalidArgumentError(f"target: expected {allowed}, got {bad} value(s) outside (found by the CPU kernel)")
     if reduce_sum:
