@@ -3,8 +3,8 @@
 
 Times, per size and dtype, one forward + backward of:
 
-- ``focalkit triton``: ``focalkit.kernels.triton_sigmoid.sigmoid_focal_forward`` /
-  ``triton_softmax.softmax_focal_forward`` with ``reduce_sum=True, compute_grad=True`` (one kernel: loss partials
+- ``focalkit triton``: the Triton back-end's contract functions ``focalkit.backends.triton.sigmoid.forward`` /
+  ``focalkit.backends.triton.softmax.forward`` with ``reduce_sum=True, compute_grad=True`` (one kernel: loss partials
   and the gradient), index targets and (sigmoid) dense float targets;
 - ``torchvision formula eager`` and ``torchvision formula compiled`` (``torch.compile``): the formula of
   ``torchvision.ops.sigmoid_focal_loss`` written inline (so torchvision need not be installed), ``.sum().backward()``;
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         import focalkit  # noqa: F401
     except ImportError:
         sys.path.insert(0, str(REPO / "src"))
-    from focalkit.kernels.triton_sigmoid import sigmoid_focal_forward
-    from focalkit.kernels.triton_softmax import softmax_focal_forward
+    from focalkit.backends.triton.sigmoid import forward as sigmoid_focal_forward
+    from focalkit.backends.triton.softmax import forward as softmax_focal_forward
 
     import torch.nn.functional as F
 

@@ -5,7 +5,7 @@ Parsed with ``ast`` (nothing is imported). Layers, from the top:
 - public: ``focalkit`` (its ``__init__``), ``functional``, ``nn``, ``imbalance``, ``adaptive``
 - autograd: ``_autograd``
 - back-ends: ``backends`` and its sub-packages
-- foundation: ``errors``, ``semantics``, ``value_checks``, ``_checks``, ``_targets``, ``reference``
+- foundation: ``errors``, ``semantics``, ``value_checks``, ``gradient_mode``, ``_checks``, ``_targets``, ``reference``
 
 A module may import its own layer or a lower one. The JAX and Keras front-ends import only ``errors`` and
 ``semantics`` of the library (and themselves), so they work without PyTorch.
@@ -47,7 +47,7 @@ def _layer(module: str) -> str | None:
         return "autograd"
     if head == "backends":
         return "backends"
-    if head in ("errors", "semantics", "value_checks", "_checks", "_targets", "reference"):
+    if head in ("errors", "semantics", "value_checks", "gradient_mode", "_checks", "_targets", "reference"):
         return "foundation"
     if head in ("jax", "keras"):
         return "frontend"

@@ -46,6 +46,8 @@ _LAZY = {
     "class_balanced_weights": "focalkit.imbalance",
     "prior_bias": "focalkit.imbalance",
     "init_prior_bias_": "focalkit.imbalance",
+    "get_gradient_mode": "focalkit.gradient_mode",
+    "set_gradient_mode": "focalkit.gradient_mode",
     "get_value_checks": "focalkit.value_checks",
     "set_value_checks": "focalkit.value_checks",
     "BinaryFocalLoss": "focalkit.nn",
@@ -54,7 +56,9 @@ _LAZY = {
     "SigmoidFocalLossStar": "focalkit.nn",
     "SoftmaxFocalLoss": "focalkit.nn",
 }
-_SUBMODULES = ("adaptive", "backends", "functional", "imbalance", "nn", "reference", "semantics", "value_checks")
+_SUBMODULES = (
+    "adaptive", "backends", "functional", "gradient_mode", "imbalance", "nn", "reference", "semantics", "value_checks",
+)
 
 __all__ = [
     "BinaryFocalLoss",
@@ -67,10 +71,12 @@ __all__ = [
     "SoftmaxFocalLoss",
     "binary_focal_loss",
     "class_balanced_weights",
+    "get_gradient_mode",
     "get_value_checks",
     "init_prior_bias_",
     "prior_bias",
     "reference",
+    "set_gradient_mode",
     "set_value_checks",
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_star",
@@ -98,4 +104,5 @@ if TYPE_CHECKING:  # what static tools see; at run time the names above load laz
     from .functional import binary_focal_loss, sigmoid_focal_loss, sigmoid_focal_loss_star, softmax_focal_loss
     from .imbalance import class_balanced_weights, init_prior_bias_, prior_bias
     from .nn import BinaryFocalLoss, FocalLoss, SigmoidFocalLoss, SigmoidFocalLossStar, SoftmaxFocalLoss
+    from .gradient_mode import get_gradient_mode, set_gradient_mode
     from .value_checks import get_value_checks, set_value_checks

@@ -10,10 +10,13 @@ For every op of :data:`focalkit.backends.contract.OPS` this module registers ``f
 - a fake implementation gives shapes and dtypes only, so ``torch.compile(fullgraph=True)`` traces through every loss
   without a graph break; the scalars (gamma, beta, ...) travel as one float64 CPU tensor, so a changing gamma does not
   specialise the graph (a float argument of a custom op would);
-- the autograd formula saves only the inputs (logits and targets, plus the per-class vectors of C values): no
-  logits-sized tensor beyond what the caller already holds. The backward runs the fused back-end again with ``compute_grad=True``, which writes
+- in gradient mode ``"recompute"`` (:mod:`focalkit.gradient_mode`, the default) the autograd formula saves only the
+  inputs (logits and targets, plus the per-class vectors of C values): no logits-sized tensor beyond what the caller
+  already holds. The backward runs the fused back-end again with ``compute_grad=True``, which writes
   d loss / d logits in one pass, and multiplies it by the incoming gradient (for a ``"sum"`` whose incoming
-  gradient is the CPU scalar 1, eager mode hands that buffer to ``.grad`` without a copy);
+  gradient is the CPU scalar 1, eager mode hands that fresh buffer to ``.grad`` without a copy). In mode ``"store"``
+  the forward pass computes the gradient with the loss and saves it, and the backward returns it times the incoming
+  gradient (always a new tensor, so that a retained graph's saved gradient is never handed out to be modified);
 - with ``create_graph=True`` (double backward: Hessian-vector products, gradient penalties, meta-learning) the
   backward instead differentiates the op's *differentiable composition* (the same loss as log-space torch
   operations, :func:`focalkit.backends.get_differentiable`) with autograd, so second and higher derivatives are exact
@@ -36,10 +39,17 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from . import gradient_mode
 from .backends import get_differentiable, get_forward, resolve_backend
 from .backends.contract import OPS, LossOp
+from .errors import InvalidArgumentError
 
 __all__ = ["focal_loss_op"]
+
+DOUBLE_BACKWARD_IN_STORE_MODE = (
+    "create_graph: expected gradient mode 'recompute' for double backward (the loss kept only its first derivative), "
+    "got gradient mode 'store'; call focalkit.set_gradient_mode('recompute')"
+)
 
 _SCHEMA = (
     "(Tensor logits, Tensor targets, Tensor?[] tensors, Tensor scalars, SymInt? ignore_index, bool reduce_sum, "
@@ -82,11 +92,15 @@ def _fake(spec: LossOp, logits, targets, tensors, scalars, ignore_index, reduce_
 
 # --------------------------------------------------------------------------------------------- autograd formula
 def _setup_context(spec: LossOp, ctx, inputs, output, *, eager: bool = False) -> None:
-    logits, targets, tensors, scalars, ignore_index, reduce_sum, _compute_grad, backend = inputs
+    logits, targets, tensors, scalars, ignore_index, reduce_sum, compute_grad, backend = inputs
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)
+    ctx.stored_grad = bool(compute_grad)  # gradient mode "store": the forward pass computed the gradient
     scalar_tensor = scalars if isinstance(scalars, Tensor) else None
-    if eager:  # the per-class vectors (C values each, made by focalkit, no autograd history) ride on the context
+    if compute_grad:
+        ctx.save_for_backward(output[1])
+        ctx.tensors = ()
+    elif eager:  # the per-class vectors (C values each, made by focalkit, no autograd history) ride on the context
         ctx.save_for_backward(logits, targets, scalar_tensor)
         ctx.tensors = tuple(tensors)
     else:
@@ -108,12 +122,8 @@ def _broadcast(spec: LossOp, grad_output: Tensor, like: Tensor) -> Tensor:
     return grad_output.to(like.dtype)
 
 
-def _first_derivative(ctx, logits, targets, tensors, scalars, grad_output: Tensor) -> Tensor:
-    spec: LossOp = ctx.spec
-    if not ctx.eager:  # the custom op's backward: call the op again, so that tracers see an opaque op
-        _, grad = _CUSTOM_OPS[spec.name](logits, targets, list(tensors), scalars, ctx.ignore_index, True, True, ctx.backend)
-    else:
-        _, grad = _run(spec, logits.detach(), targets, tensors, scalars, ctx.ignore_index, True, True, ctx.backend)
+def _scaled(spec: LossOp, grad: Tensor, grad_output: Tensor) -> Tensor:
+    """grad times the incoming gradient; the buffer itself when that is the CPU scalar 1 in eager mode."""
     if (
         not torch.compiler.is_compiling()
         and type(grad_output) is Tensor  # not a fake / functional / proxy tensor of a tracer (opcheck, export)
@@ -124,6 +134,15 @@ def _first_derivative(ctx, logits, targets, tensors, scalars, grad_output: Tenso
     ):
         return grad  # no copy: autograd moves it into .grad once this node releases it
     return grad * _broadcast(spec, grad_output, grad)
+
+
+def _first_derivative(ctx, logits, targets, tensors, scalars, grad_output: Tensor) -> Tensor:
+    spec: LossOp = ctx.spec
+    if not ctx.eager:  # the custom op's backward: call the op again, so that tracers see an opaque op
+        _, grad = _CUSTOM_OPS[spec.name](logits, targets, list(tensors), scalars, ctx.ignore_index, True, True, ctx.backend)
+    else:
+        _, grad = _run(spec, logits.detach(), targets, tensors, scalars, ctx.ignore_index, True, True, ctx.backend)
+    return _scaled(spec, grad, grad_output)
 
 
 def _second_order(ctx, logits, targets, tensors, scalars, grad_output: Tensor) -> Tensor:
@@ -140,11 +159,18 @@ def _second_order(ctx, logits, targets, tensors, scalars, grad_output: Tensor) -
 
 
 def _backward(ctx, grad_loss, _grad_grad):
-    logits, targets, scalar_tensor, *tensors = ctx.saved_tensors
+    grad = None
+    if ctx.stored_grad:
+        (stored,) = ctx.saved_tensors
+        if grad_loss is not None:
+            if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+                raise InvalidArgumentError(DOUBLE_BACKWARD_IN_STORE_MODE)
+            # always a new tensor: with retain_graph the stored gradient must stay intact for the next backward
+            grad = stored * _broadcast(ctx.spec, grad_loss, stored)
+    logits, targets, scalar_tensor, *tensors = ctx.saved_tensors if not ctx.stored_grad else (None,) * 3
     if ctx.tensors is not None:
         tensors = ctx.tensors
-    grad = None
-    if grad_loss is not None:
+    if grad_loss is not None and not ctx.stored_grad:
         scalars = scalar_tensor if scalar_tensor is not None else ctx.scalar_values
         if torch.is_grad_enabled() and not torch.compiler.is_compiling() and type(grad_loss) is Tensor:
             grad = _second_order(ctx, logits, targets, tensors, scalars, grad_loss)
@@ -173,9 +199,9 @@ class _EagerLoss(torch.autograd.Function):
     """Eager twin of the custom ops: the same implementation and autograd formula, without the op dispatch."""
 
     @staticmethod
-    def forward(ctx, spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, backend):  # type: ignore[override]
-        out = _run(spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, False, backend)
-        inputs = (logits, targets, tensors, scalars, ignore_index, reduce_sum, False, backend)
+    def forward(ctx, spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend):  # type: ignore[override]
+        out = _run(spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend)
+        inputs = (logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend)
         _setup_context(spec, ctx, inputs, out, eager=True)
         return out
 
@@ -227,14 +253,15 @@ def focal_loss_op(
     scalar_list = [scalars[name] for name in spec.scalar_args]
     backend = backend or ""
     reduce_sum = bool(reduce_sum)
+    store = gradient_mode.get_gradient_mode() == "store" and torch.is_grad_enabled() and logits.requires_grad
     if torch.compiler.is_compiling():
         loss, _ = _CUSTOM_OPS[op](
-            logits, targets, tensor_list, _scalars_for_compile(scalar_list), ignore_index, reduce_sum, False, backend
+            logits, targets, tensor_list, _scalars_for_compile(scalar_list), ignore_index, reduce_sum, store, backend
         )
         return loss
     values = tuple(float(v) for v in scalar_list)
     if torch.is_grad_enabled() and logits.requires_grad:
-        loss, _ = _EagerLoss.apply(spec, logits, targets, tensor_list, values, ignore_index, reduce_sum, backend)
+        loss, _ = _EagerLoss.apply(spec, logits, targets, tensor_list, values, ignore_index, reduce_sum, store, backend)
         return loss
     loss, _ = _run(spec, logits, targets, tensor_list, values, ignore_index, reduce_sum, False, backend)
     return loss

@@ -84,6 +84,27 @@ def _without_value_checks(make: Callable[[], Callable]) -> Callable[[], Callable
     return build
 
 
+def _with_stored_gradient(make: Callable[[], Callable]) -> Callable[[], Callable]:
+    """The public function in gradient mode "store": the forward pass computes and saves the gradient."""
+
+    def build() -> Callable:
+        import focalkit
+
+        fn = make()
+
+        def call(x: Tensor, t: Tensor) -> Tensor:
+            previous = focalkit.get_gradient_mode()
+            focalkit.set_gradient_mode("store")
+            try:
+                return fn(x, t)
+            finally:
+                focalkit.set_gradient_mode(previous)
+
+        return call
+
+    return build
+
+
 def _focalkit_softmax() -> Callable:
     import focalkit
 
@@ -138,6 +159,9 @@ def sigmoid_impls() -> list[Impl]:
         Impl("focalkit[cpu], value checks off", "sigmoid", _without_value_checks(fk), "focalkit",
              env={"FOCALKIT_BACKEND": "cpu"}, bytes_per_element=16,
              note="focalkit.set_value_checks('never'): skips the host-side scan of the targets"),
+        Impl("focalkit[cpu], gradient stored", "sigmoid", _with_stored_gradient(fk), "focalkit",
+             env={"FOCALKIT_BACKEND": "cpu"}, bytes_per_element=16,
+             note="focalkit.set_gradient_mode('store'): one kernel pass, the gradient saved from forward to backward"),
         Impl("focalkit[torch]", "sigmoid", fk, "focalkit", env={"FOCALKIT_BACKEND": "torch"}, bytes_per_element=120,
              max_numel=10_000_000),
         Impl("focalkit[cpu]+compile", "sigmoid", lambda: _compiled(fk()), "focalkit", compiled=True,
@@ -164,6 +188,9 @@ def softmax_impls() -> list[Impl]:
         Impl("focalkit[cpu], value checks off", "softmax", _without_value_checks(fk), "focalkit",
              env={"FOCALKIT_BACKEND": "cpu"}, bytes_per_element=12,
              note="focalkit.set_value_checks('never'): skips the host-side scan of the targets"),
+        Impl("focalkit[cpu], gradient stored", "softmax", _with_stored_gradient(fk), "focalkit",
+             env={"FOCALKIT_BACKEND": "cpu"}, bytes_per_element=12,
+             note="focalkit.set_gradient_mode('store'): one kernel pass, the gradient saved from forward to backward"),
         Impl("focalkit[torch]", "softmax", fk, "focalkit", env={"FOCALKIT_BACKEND": "torch"}, bytes_per_element=80,
              max_numel=10_000_000),
         Impl("focalkit[cpu]+compile", "softmax", lambda: _compiled(fk()), "focalkit", compiled=True,
