@@ -249,6 +249,14 @@ def focal_loss_op(
     """
     spec = OPS[op]
     tensors = tensors or {}
+    if torch.is_grad_enabled() and targets.requires_grad:
+        # soft targets that require grad (distillation, learned labels): the differentiable composition, which
+        # autograd differentiates exactly with respect to the logits and the targets
+        loss = get_differentiable(op)(
+            logits, targets, **{k: v for k, v in tensors.items() if v is not None},
+            **{k: float(v) for k, v in scalars.items()}, ignore_index=ignore_index,
+        )
+        return loss.sum() if reduce_sum else loss
     tensor_list = [tensors.get(name) for name in spec.tensor_args]
     scalar_list = [scalars[name] for name in spec.scalar_args]
     backend = backend or ""

@@ -8,6 +8,7 @@ read tensor values follow :mod:`focalkit.value_checks`.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -18,7 +19,9 @@ from .errors import argument_error, type_error
 from .value_checks import value_checks_enabled
 
 __all__ = [
+    "FLOAT_DTYPES",
     "check_class_indices",
+    "check_ignore_index",
     "check_gamma",
     "check_floating",
     "check_number",
@@ -27,6 +30,7 @@ __all__ = [
     "check_unit_interval_values",
     "class_vector",
     "describe",
+    "per_class_buffer",
     "scalar_value",
 ]
 
@@ -42,11 +46,40 @@ def check_tensor(name: str, value: object) -> Tensor:
     return value
 
 
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
 def check_floating(name: str, value: object) -> Tensor:
+    """A tensor of dtype float16, bfloat16, float32 or float64 (float8 and other dtypes are refused)."""
     tensor = check_tensor(name, value)
-    if not tensor.is_floating_point():
+    if tensor.dtype not in FLOAT_DTYPES:
         raise type_error(name, "a floating-point tensor (float16, bfloat16, float32 or float64)", describe(tensor))
     return tensor
+
+
+def check_ignore_index(value: object) -> int:
+    """An integer class index (``ignore_index``); bools, floats and None are refused."""
+    if isinstance(value, Tensor) and value.ndim == 0 and not value.is_floating_point() and value.dtype != torch.bool:
+        value = int(value)
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise type_error("ignore_index", "an integer class index", repr(value))
+    return int(value)
+
+
+def per_class_buffer(name: str, value: object, *, unit_range: bool) -> Tensor:
+    """A 1-d float32 tensor of per-class values from a sequence or tensor (for module buffers), checked like the
+    functions check them: real numbers, finite, in [0, 1] when ``unit_range`` else >= 0."""
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool or value.ndim != 1:
+            raise type_error(name, "a 1-d real tensor of per-class values", describe(value))
+        values = value.detach().to(torch.float32).cpu().tolist()
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        values = list(value)
+    else:
+        raise type_error(name, "a sequence or 1-d tensor of per-class values", type(value).__name__)
+    floats = semantics.check_per_class_values(name, values, unit_range=unit_range)
+    device = value.device if isinstance(value, Tensor) else None
+    return torch.tensor(floats, dtype=torch.float32, device=device)
 
 
 def check_same_device(name: str, tensor: Tensor, reference: Tensor, reference_name: str) -> None:

@@ -49,6 +49,8 @@ def class_balanced_weights(counts: Sequence[int] | Tensor, beta: float = 0.9999)
         raise type_error("counts", "a sequence or tensor of per-class sample counts", type(counts).__name__)
     if values.numel() == 0:
         raise argument_error("counts", "at least one class", "an empty sequence")
+    if not bool(torch.isfinite(values).all()):
+        raise argument_error("counts", "finite sample counts", values.tolist())
     if bool((values < 1).any()):
         raise argument_error("counts", "counts >= 1 for every class", values.tolist())
     beta = check_number("beta", beta, minimum=0.0)

@@ -12,30 +12,28 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_gamma, check_number
+from ._checks import check_gamma, check_ignore_index, check_number, per_class_buffer, scalar_value
 from .errors import argument_error, type_error
 from .functional import binary_focal_loss, sigmoid_focal_loss, sigmoid_focal_loss_star, softmax_focal_loss
 from .functional._alpha import AlphaArg
-from .semantics import check_reduction
+from .semantics import check_reduction, check_sigmoid_alpha, check_softmax_alpha
 
 __all__ = ["BinaryFocalLoss", "FocalLoss", "SigmoidFocalLoss", "SigmoidFocalLossStar", "SoftmaxFocalLoss"]
 
 
-def _store_alpha(module: nn.Module, alpha: AlphaArg) -> None:
-    """Keep a per-class alpha as a float32 buffer and a scalar one as a float; validate the scalar."""
+def _store_alpha(module: nn.Module, alpha: AlphaArg, *, form: str = "sigmoid") -> None:
+    """Keep a per-class alpha as a float32 buffer and a scalar one as a float, checked as the functions check them."""
     if isinstance(alpha, (list, tuple)) or (isinstance(alpha, Tensor) and alpha.ndim > 0):
-        values = torch.as_tensor(alpha, dtype=torch.float32).detach().clone()
-        if values.ndim != 1 or bool(((values < 0) | (values > 1)).any()):
-            raise argument_error("alpha", "per-class values in [0, 1] (a 1-d sequence)", values.tolist())
-        module.register_buffer("alpha", values)
+        module.register_buffer("alpha", per_class_buffer("alpha", alpha, unit_range=True))
+    elif form == "softmax":
+        module.alpha = check_softmax_alpha(scalar_value(alpha))  # type: ignore[assignment]
     else:
-        if alpha is not None:
-            check_number("alpha", alpha)
-        module.alpha = None if alpha is None else float(alpha)  # type: ignore[assignment]
+        # the sigmoid family keeps a negative alpha (it disables the weighting, as in the functions)
+        module.alpha = None if check_sigmoid_alpha(scalar_value(alpha)) is None else float(alpha)  # type: ignore[assignment,arg-type]
 
 
 def _optional_buffer(module: nn.Module, name: str, value: Tensor | Sequence[float] | None) -> None:
-    module.register_buffer(name, None if value is None else torch.as_tensor(value, dtype=torch.float32).detach().clone())
+    module.register_buffer(name, None if value is None else per_class_buffer(name, value, unit_range=False))
 
 
 class SigmoidFocalLoss(nn.Module):
@@ -60,7 +58,7 @@ class SigmoidFocalLoss(nn.Module):
         _store_alpha(self, alpha)
         self.gamma = check_gamma(gamma)
         self.reduction = check_reduction(reduction)
-        self.ignore_index = ignore_index
+        self.ignore_index = check_ignore_index(ignore_index)
         _optional_buffer(self, "pos_weight", pos_weight)
         self.sync_normalizer = sync_normalizer
 
@@ -102,10 +100,10 @@ class SoftmaxFocalLoss(nn.Module):
     ) -> None:
         super().__init__()
         _optional_buffer(self, "weight", weight)
-        self.ignore_index = ignore_index
+        self.ignore_index = check_ignore_index(ignore_index)
         self.reduction = check_reduction(reduction)
         self.label_smoothing = check_number("label_smoothing", label_smoothing, minimum=0.0)
-        _store_alpha(self, alpha)
+        _store_alpha(self, alpha, form="softmax")
         self.gamma = check_gamma(gamma)
         self.sync_normalizer = sync_normalizer
 
@@ -164,7 +162,7 @@ class SigmoidFocalLossStar(nn.Module):
         self.beta = check_number("beta", beta)
         _store_alpha(self, alpha)
         self.reduction = check_reduction(reduction)
-        self.ignore_index = ignore_index
+        self.ignore_index = check_ignore_index(ignore_index)
 
     def forward(self, inputs: Tensor, targets: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
         return sigmoid_focal_loss_star(
@@ -239,9 +237,9 @@ class FocalLoss(nn.Module):
         self.form = form
         self.num_classes = num_classes
         self.gamma = check_gamma(gamma)
-        _store_alpha(self, alpha)
+        _store_alpha(self, alpha, form=form)
         self.reduction = check_reduction("mean" if reduction is None else reduction)
-        self.ignore_index = ignore_index
+        self.ignore_index = check_ignore_index(ignore_index)
         _optional_buffer(self, "weight", weight)
         _optional_buffer(self, "pos_weight", pos_weight)
 

@@ -13,7 +13,9 @@ What each reduction divides by (documented in the README as well):
   RetinaNet does). With ``sync_normalizer=True`` and ``torch.distributed`` initialised, the denominator is
   all-reduced and averaged over the processes, so that with gradient averaging (DDP) the loss and the gradients
   equal those of one process on the concatenated batch. A denominator of 0 is replaced by 1, so an empty or fully
-  ignored batch gives 0 with a gradient path, never NaN (``F.cross_entropy`` gives NaN there).
+  ignored batch gives 0 with a gradient path, never NaN (``F.cross_entropy`` gives NaN there). A ``normalizer``
+  that is negative, infinite or NaN raises :class:`~focalkit.InvalidArgumentError` when it is a Python number or a
+  CPU tensor; an accelerator tensor is not read (that would synchronise), and such a value makes the loss NaN.
 
 Reduced losses are returned in float32 for float16 / bfloat16 inputs (the sum is accumulated in float32 and a float16
 sum above 65504 would overflow) and in the input dtype otherwise.
@@ -28,6 +30,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .._checks import check_number, check_same_device, describe
+from ..value_checks import value_checks_enabled
 from ..errors import argument_error
 
 __all__ = ["finish_reduction", "check_normalizer"]
@@ -44,9 +47,11 @@ def check_normalizer(normalizer: object, reduction: str, sync_normalizer: bool, 
     if reduction != "mean":
         raise argument_error("normalizer", 'reduction="mean" (the normalizer replaces the mean\'s denominator)', f"reduction={reduction!r}")
     if isinstance(normalizer, Tensor):
-        if normalizer.numel() != 1:
-            raise argument_error("normalizer", "a number or a one-element tensor", describe(normalizer))
+        if normalizer.numel() != 1 or normalizer.dtype == torch.bool or normalizer.is_complex():
+            raise argument_error("normalizer", "a number or a one-element real tensor", describe(normalizer))
         check_same_device("normalizer", normalizer, logits, "input")
+        if value_checks_enabled(normalizer):  # CPU tensors (no device sync); on accelerators the result carries NaN
+            check_number("normalizer", float(normalizer.detach().reshape(())), minimum=0.0)
     else:
         check_number("normalizer", normalizer, minimum=0.0)
 
@@ -77,6 +82,10 @@ def finish_reduction(
         denominator = denominator.to(total.dtype).detach()
         if sync_normalizer:
             denominator = _all_reduce_mean(denominator)
-        total = total / torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+        # 0 -> 1 (an empty or fully ignored batch gives 0); a negative, infinite or NaN denominator, which only an
+        # unchecked accelerator tensor can bring here, makes the result NaN instead of a plausible wrong value
+        usable = (denominator >= 0) & (denominator < float("inf"))
+        denominator = torch.where(usable, denominator, torch.full_like(denominator, float("nan")))
+        total = total / torch.where(denominator == 0, torch.ones_like(denominator), denominator)
     out_dtype = input_dtype if input_dtype in (torch.float32, torch.float64) else torch.float32
     return total.to(out_dtype)

@@ -10,6 +10,7 @@ from ..backends import counts_invalid_targets
 from ..value_checks import value_checks_enabled
 from .._checks import (
     check_class_indices,
+    check_ignore_index,
     check_floating,
     check_gamma,
     check_same_device,
@@ -54,6 +55,13 @@ def check_sigmoid_targets(inputs: Tensor, targets: object, ignore_index: int, *,
     if inputs.ndim < 2:
         raise argument_error(
             "targets", "float targets (integer class indices need inputs with a class dimension: (N, C, ...))", describe(targets)
+        )
+    if inputs.shape[1] == 1:  # index 1 would be the background: 0/1 labels would be read inverted
+        raise argument_error(
+            "targets",
+            "float 0/1 targets of the inputs' shape for one class column (C = 1, where class index 1 means "
+            "background, so integer 0/1 labels would be read inverted)",
+            describe(targets),
         )
     expected = (inputs.shape[0], *inputs.shape[2:])
     if tuple(targets.shape) != expected:
@@ -127,6 +135,7 @@ def sigmoid_focal_loss(
     inputs = check_floating("inputs", inputs)
     reduction = check_reduction(reduction)
     gamma = check_gamma(gamma)
+    ignore_index = check_ignore_index(ignore_index)
     targets = check_sigmoid_targets(inputs, targets, ignore_index, scan_values=False)
     alpha_pos, alpha_neg = sigmoid_alpha(alpha, inputs)
     pos_weight_vector = None
@@ -138,10 +147,14 @@ def sigmoid_focal_loss(
     if weight is not None:
         weight = check_tensor("weight", weight)
         check_same_device("weight", weight, inputs, "inputs")
+        if weight.dtype == torch.bool or weight.is_complex():
+            raise type_error("weight", "a real tensor broadcastable to the inputs", describe(weight))
         try:
-            torch.broadcast_shapes(weight.shape, inputs.shape)
+            broadcast = torch.broadcast_shapes(weight.shape, inputs.shape)
         except RuntimeError:
-            raise argument_error("weight", f"a tensor broadcastable to {tuple(inputs.shape)}", describe(weight)) from None
+            broadcast = None
+        if broadcast != inputs.shape:  # broadcastable *to* the inputs: never enlarging them
+            raise argument_error("weight", f"a tensor broadcastable to {tuple(inputs.shape)}", describe(weight))
     check_normalizer(normalizer, reduction, sync_normalizer, inputs)
     index_ignore = None if targets.is_floating_point() else ignore_index
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -10,6 +12,7 @@ from ..backends import counts_invalid_targets
 from ..value_checks import value_checks_enabled
 from .._checks import (
     check_class_indices,
+    check_ignore_index,
     check_floating,
     check_gamma,
     check_same_device,
@@ -37,6 +40,8 @@ def _check_target(input: Tensor, target: object, ignore_index: int, *, scan_valu
         return target
     if target.dtype == torch.bool or target.is_complex():
         raise type_error("target", "integer class indices or float class probabilities", describe(target))
+    if input.shape[1] == 0:
+        raise argument_error("input", "at least one class (C = input.shape[1] >= 1) for class-index targets", describe(input))
     expected = (input.shape[0], *input.shape[2:])
     if tuple(target.shape) != expected:
         raise argument_error("target", f"class indices of shape {expected} (the input's shape without dim 1)", describe(target))
@@ -110,6 +115,7 @@ def softmax_focal_loss(
     reduction = check_reduction(reduction)
     gamma = check_gamma(gamma)
     label_smoothing = check_label_smoothing(scalar_value(label_smoothing))
+    ignore_index = check_ignore_index(ignore_index)
     target = _check_target(input, target, ignore_index, scan_values=False)
     weight_vector = None if weight is None else class_vector("weight", weight, input, check_unit_range=False)
     alpha_value = softmax_alpha(alpha, input)
@@ -152,7 +158,8 @@ def softmax_focal_loss(
 
     def mean_denominator() -> Tensor:
         if target.is_floating_point():
-            return torch.tensor(float(target.numel() // input.shape[1]), device=input.device)
+            rows = input.shape[0] * math.prod(input.shape[2:])  # the number of rows, also when C = 0
+            return torch.tensor(float(rows), device=input.device)
         valid = target != ignore_index
         if weight_vector is None:
             return valid.sum().to(torch.float32)

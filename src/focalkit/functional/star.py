@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .._autograd import focal_loss_op
-from .._checks import check_floating, check_gamma, check_number
+from .._checks import check_floating, check_gamma, check_ignore_index, check_number
 from .._targets import count_elements
 from ..semantics import check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
@@ -62,7 +62,7 @@ def sigmoid_focal_loss_star(
     reduction = check_reduction(reduction)
     gamma = check_gamma(gamma, strict=True)
     beta = check_number("beta", beta)
-    targets = check_sigmoid_targets(inputs, targets, ignore_index)
+    targets = check_sigmoid_targets(inputs, targets, check_ignore_index(ignore_index))
     alpha_pos, alpha_neg = sigmoid_alpha(alpha, inputs)
     check_normalizer(normalizer, reduction, sync_normalizer, inputs)
     index_ignore = None if targets.is_floating_point() else ignore_index

@@ -15,12 +15,23 @@ from focalkit.jax._sigmoid import alpha_weight
 __all__ = ["binary_focal_loss"]
 
 
-def _terms(p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float, with_grads: bool) -> tuple[Any, ...]:
-    """u^g BCE(p, y) with u = p (1 - y) + (1 - p) y, and its partial derivatives in p and y.
+def _terms(p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float, order: int) -> dict[str, jnp.ndarray]:
+    """L = u^g BCE(p, y), u = p (1 - y) + (1 - p) y, and up to ``order`` its partial derivatives in p and y.
 
     p and 1 - p are clamped at ``tiny`` (the input dtype's smallest normal number) inside the logarithms only, as in
     the PyTorch core: that acts only where a probability has underflowed to 0 or rounded to 1. log(1 - p) is
-    evaluated as log1p(-p).
+    evaluated as log1p(-p). With s = du/dp = 1 - 2y, w = du/dy = 1 - 2p, B1 = dBCE/dp = (1 - y)/(1 - p) - y/p,
+    B2 = d2BCE/dp2 = (1 - y)/(1 - p)^2 + y/p^2, By = dBCE/dy = log(1 - p) - log p, Bpy = -1/(1 - p) - 1/p:
+
+        L_p  = u^g (g s BCE/u + B1)                L_y = u^g (g w BCE/u + By)
+        L_pp = u^(g-1) (g (g - 1) s^2 BCE/u + 2 g s B1) + u^g B2
+        L_py = u^(g-1) (-2 g BCE + g (g - 1) s w BCE/u + g s By + g w B1) + u^g Bpy
+        L_yy = u^(g-1) (g (g - 1) w^2 BCE/u + 2 g w By)
+
+    BCE/u is taken as its limit 1 where u = 0 (p = y in {0, 1}). There u^(g - 1) is infinite for 0 < g < 1 (so is
+    the true L_pp); it is evaluated at u = tiny, so the second derivatives stay finite. Where a clamp is active the
+    clamped logarithm's own derivatives of second order are 0 (B2, Bpy, and B1 inside second derivatives), as in
+    the PyTorch core's double backward: the first derivative there is the core's closed form (1 / tiny).
     """
     q = 1.0 - p
     p_hat = jnp.maximum(p, tiny)
@@ -31,31 +42,73 @@ def _terms(p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float, with_grads
     log_q = jnp.where(one, jnp.log(tiny), jnp.log1p(-jnp.where(one, 0.0, p)))
     bce = 0.0 - (y * log_p + (1 - y) * log_q)  # 0.0 - ...: +0 rather than -0 where the loss vanishes
     u = p * (1 - y) + q * y
-    u_g = jnp.ones_like(u) if gamma == 0.0 else u**gamma
-    loss = u_g * bce
-    if not with_grads:
-        return (loss,)
-    dbce_dp = (1 - y) / q_hat - y / p_hat
-    dbce_dy = log_q - log_p
-    if gamma == 0.0:
-        return loss, dbce_dp, dbce_dy
+    g = gamma
+    u_g = jnp.ones_like(u) if g == 0.0 else u**g
+    out = {"loss": u_g * bce}
+    if order < 1:
+        return out
+    b1 = (1 - y) / q_hat - y / p_hat
+    b_y = log_q - log_p
     nz = u > 0
     # BCE / u -> 1 where u = 0 (only p = y in {0, 1}); there u^g BCE/u -> 0 for gamma > 0 anyway.
-    bce_over_u = jnp.where(nz, bce / jnp.where(nz, u, 1.0), 1.0)
-    dp = u_g * (gamma * (1 - 2 * y) * bce_over_u + dbce_dp)
-    dy = u_g * (gamma * (q - p) * bce_over_u + dbce_dy)
-    return loss, dp, dy
+    bce_u = jnp.where(nz, bce / jnp.where(nz, u, 1.0), 1.0)
+    s, w = 1 - 2 * y, q - p
+    if g == 0.0:
+        out["dx"], out["dy"] = b1, b_y
+    else:
+        out["dx"] = u_g * (g * s * bce_u + b1)
+        out["dy"] = u_g * (g * w * bce_u + b_y)
+    if order < 2:
+        return out
+    # second-order derivatives of the clamped logarithms: 0 where the clamp is active
+    p_in, q_in = p >= tiny, q >= tiny
+    inv_p = jnp.where(p_in, 1.0 / p_hat, 0.0)
+    inv_q = jnp.where(q_in, 1.0 / q_hat, 0.0)
+    b1_flat = (1 - y) * inv_q - y * inv_p
+    b2 = (1 - y) * inv_q * inv_q + (y * inv_p) * inv_p
+    b_py = -inv_q - inv_p
+    if g == 0.0:
+        out["dxx"], out["dxy"], out["dyy"] = b2, b_py, jnp.zeros_like(u)
+        return out
+    u_gm1 = jnp.maximum(u, tiny) ** (g - 1)
+    out["dxx"] = u_gm1 * (g * (g - 1) * s * s * bce_u + 2 * g * s * b1_flat) + u_g * b2
+    out["dxy"] = u_gm1 * (-2 * g * bce + g * (g - 1) * s * w * bce_u + g * s * b_y + g * w * b1_flat) + u_g * b_py
+    out["dyy"] = u_gm1 * (g * (g - 1) * w * w * bce_u + 2 * g * w * b_y)
+    return out
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _first(p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(dL/dp, dL/dy); its own derivative is the closed-form second derivative (the Hessian)."""
+    t = _terms(p, y, gamma, tiny, order=1)
+    return t["dx"], t["dy"]
+
+
+def _first_jvp(gamma: float, tiny: float, primals: tuple, tangents: tuple) -> tuple[tuple, tuple]:
+    p, y = primals
+    p_dot, y_dot = tangents
+    t = _terms(p, y, gamma, tiny, order=2)
+    dp_dot, dy_dot = jnp.zeros_like(p), jnp.zeros_like(p)
+    if not isinstance(p_dot, SymbolicZero):
+        dp_dot, dy_dot = dp_dot + t["dxx"] * p_dot, dy_dot + t["dxy"] * p_dot
+    if not isinstance(y_dot, SymbolicZero):
+        dp_dot, dy_dot = dp_dot + t["dxy"] * y_dot, dy_dot + t["dyy"] * y_dot
+    return (t["dx"], t["dy"]), (dp_dot, dy_dot)
+
+
+_first.defjvp(_first_jvp, symbolic_zeros=True)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def _focal(p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float) -> jnp.ndarray:
-    return _terms(p, y, gamma, tiny, with_grads=False)[0]
+    return _terms(p, y, gamma, tiny, order=0)["loss"]
 
 
 def _focal_jvp(gamma: float, tiny: float, primals: tuple, tangents: tuple) -> tuple[jnp.ndarray, jnp.ndarray]:
     p, y = primals
     p_dot, y_dot = tangents
-    loss, dp, dy = _terms(p, y, gamma, tiny, with_grads=True)
+    loss = _focal(p, y, gamma, tiny)
+    dp, dy = _first(p, y, gamma, tiny)
     out = jnp.zeros_like(loss)
     if not isinstance(p_dot, SymbolicZero):
         out = out + dp * p_dot

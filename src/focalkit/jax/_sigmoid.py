@@ -25,46 +25,105 @@ def _log_u(log_p: jnp.ndarray, log_q: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarra
     return jnp.logaddexp(log_1my + log_p, log_y + log_q)
 
 
-def _terms(x: jnp.ndarray, y: jnp.ndarray, gamma: float, with_grads: bool) -> tuple[Any, ...]:
-    """Unweighted focal loss u^g CE and, if asked, its partial derivatives in x and in y (stable closed forms)."""
+def _ratio(num: jnp.ndarray, den: jnp.ndarray, big: jnp.ndarray, log_ratio: Any) -> jnp.ndarray:
+    """num / den where den > TINY, else exp(log_ratio()) (log space, where den may underflow)."""
+    return jnp.where(big, num / jnp.where(big, den, 1.0), log_ratio())
+
+
+def _terms(x: jnp.ndarray, y: jnp.ndarray, gamma: float, order: int) -> dict[str, jnp.ndarray]:
+    """The loss L = u^g CE and, up to ``order``, its partial derivatives in x and y, as stable closed forms.
+
+    With p = sigmoid(x), q = 1 - p, u = p (1 - y) + q y, s = du/dx / (p q) = 1 - 2y, w = du/dy = q - p,
+    r = p q / u in [0, 1], e = dCE/dx = p - y:
+
+        L_x  = u^g (e + g s r CE)
+        L_y  = u^g (g w CE/u - x)
+        L_xx = u^g (p q + 2 g s r e + g s r w CE + g (g - 1) s^2 r^2 CE)
+        L_xy = u^g (g w e/u + g (g - 1) s r w CE/u - 1 - 2 g r CE - g s r x)
+        L_yy = u^(g - 1) (g (g - 1) w^2 CE/u - 2 g x w)
+
+    No term divides by a power of u or takes u^(g - 2): r, e/u (in [-1, 1]) and CE/u stay bounded where u
+    underflows, and are taken from log space there. Differentiating L_x by autodiff instead would divide by u^2,
+    which overflows float32 once u < 5e-20 (|x| > 44 on the confidently right side): NaN Hessians.
+    """
     p = _sigmoid(x)
     q = _sigmoid(-x)  # 1 - p without cancellation
-    # max(x, 0) - x y + log1p(exp(-|x|)), written per sign so that autodiff of it (the Hessian) is exact at x = 0.
+    # max(x, 0) - x y + log1p(exp(-|x|)), per sign so that no branch sees an overflowing argument
     ce = jnp.where(x >= 0, x * (1 - y) + jax.nn.softplus(-x), jax.nn.softplus(x) - x * y)
+    e = p * (1 - y) - y * q
+    out = {}
     if gamma == 0.0:
-        loss = ce
-        if not with_grads:
-            return (loss,)
-        return loss, p * (1 - y) - y * q, -x
+        out["loss"] = ce
+        if order >= 1:
+            out["dx"], out["dy"] = e, -x
+        if order >= 2:
+            out["dxx"], out["dxy"], out["dyy"] = p * q, -jnp.ones_like(x), jnp.zeros_like(x)
+        return out
     u = p * (1 - y) + q * y
     big = u > _TINY
     u_safe = jnp.where(big, u, 1.0)
     log_p, log_q = jax.nn.log_sigmoid(x), jax.nn.log_sigmoid(-x)
     log_u = _log_u(log_p, log_q, y)
     u_g = jnp.where(big, u_safe**gamma, jnp.exp(gamma * log_u))
-    loss = u_g * ce
-    if not with_grads:
-        return (loss,)
-    # r = p (1 - p) / u in [0, 1]
-    r = jnp.where(big, p * q / u_safe, jnp.exp(log_p + log_q - log_u))
-    dx = u_g * ((p * (1 - y) - y * q) + gamma * (1 - 2 * y) * r * ce)
-    ce_pos = ce > 0
-    ce_over_u = jnp.where(
-        big, ce / u_safe, jnp.exp(jnp.where(ce_pos, jnp.log(jnp.where(ce_pos, ce, 1.0)), -jnp.inf) - log_u)
-    )
-    dy = u_g * (gamma * (q - p) * ce_over_u - x)
-    return loss, dx, dy
+    out["loss"] = u_g * ce
+    if order < 1:
+        return out
+    g, s, w = gamma, 1 - 2 * y, q - p
+    r = _ratio(p * q, u, big, lambda: jnp.exp(log_p + log_q - log_u))
+
+    def log_ce_minus_log_u() -> jnp.ndarray:
+        ce_pos = ce > 0
+        return jnp.where(ce_pos, jnp.log(jnp.where(ce_pos, ce, 1.0)), -jnp.inf) - log_u
+
+    ce_u = _ratio(ce, u, big, lambda: jnp.exp(log_ce_minus_log_u()))
+    out["dx"] = u_g * (e + g * s * r * ce)
+    out["dy"] = u_g * (g * w * ce_u - x)
+    if order < 2:
+        return out
+    # e/u = tanh((log(p (1 - y)) - log(q y)) / 2) where u underflows (only y in {0, 1} or within 1e-30 of them)
+    pos, neg = y > 0, y < 1
+    log_y = jnp.where(pos, jnp.log(jnp.where(pos, y, 1.0)), -jnp.inf)
+    log_1my = jnp.where(neg, jnp.log1p(-jnp.where(neg, y, 0.0)), -jnp.inf)
+    e_u = _ratio(e, u, big, lambda: jnp.tanh(0.5 * ((log_1my + log_p) - (log_y + log_q))))
+    u_gm1 = jnp.where(big, u_safe ** (g - 1), jnp.exp((g - 1) * log_u))
+    out["dxx"] = u_g * (p * q + 2 * g * s * r * e + g * s * r * w * ce + g * (g - 1) * (s * r) ** 2 * ce)
+    out["dxy"] = u_g * (g * w * e_u + g * (g - 1) * s * r * w * ce_u - 1 - 2 * g * r * ce - g * s * r * x)
+    out["dyy"] = u_gm1 * (g * (g - 1) * w * w * ce_u - 2 * g * x * w)
+    return out
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _first(x: jnp.ndarray, y: jnp.ndarray, gamma: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(dL/dx, dL/dy); its own derivative is the closed-form second derivative (the Hessian)."""
+    t = _terms(x, y, gamma, order=1)
+    return t["dx"], t["dy"]
+
+
+def _first_jvp(gamma: float, primals: tuple, tangents: tuple) -> tuple[tuple, tuple]:
+    x, y = primals
+    x_dot, y_dot = tangents
+    t = _terms(x, y, gamma, order=2)
+    dx_dot, dy_dot = jnp.zeros_like(x), jnp.zeros_like(x)
+    if not isinstance(x_dot, SymbolicZero):
+        dx_dot, dy_dot = dx_dot + t["dxx"] * x_dot, dy_dot + t["dxy"] * x_dot
+    if not isinstance(y_dot, SymbolicZero):
+        dx_dot, dy_dot = dx_dot + t["dxy"] * y_dot, dy_dot + t["dyy"] * y_dot
+    return (t["dx"], t["dy"]), (dx_dot, dy_dot)
+
+
+_first.defjvp(_first_jvp, symbolic_zeros=True)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _focal(x: jnp.ndarray, y: jnp.ndarray, gamma: float) -> jnp.ndarray:
-    return _terms(x, y, gamma, with_grads=False)[0]
+    return _terms(x, y, gamma, order=0)["loss"]
 
 
 def _focal_jvp(gamma: float, primals: tuple, tangents: tuple) -> tuple[jnp.ndarray, jnp.ndarray]:
     x, y = primals
     x_dot, y_dot = tangents
-    loss, dx, dy = _terms(x, y, gamma, with_grads=True)
+    loss = _focal(x, y, gamma)
+    dx, dy = _first(x, y, gamma)
     out = jnp.zeros_like(loss)
     if not isinstance(x_dot, SymbolicZero):
         out = out + dx * x_dot

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from focalkit.jax._checks import check_alpha, check_gamma, check_static_number, float_labels, float_logits
+from focalkit.jax._stable import softplus as _softplus
 
 __all__ = ["sigmoid_focal_loss_star"]
 
@@ -60,8 +61,8 @@ def sigmoid_focal_loss_star(
     y = float_labels("labels", labels, x)
     shape = jnp.broadcast_shapes(x.shape, y.shape)
     x, y = jnp.broadcast_to(x, shape), jnp.broadcast_to(y, shape)
-    pos = jax.nn.softplus(-(g * x + b)) / g
-    neg = jax.nn.softplus(g * x - b) / g
+    pos = _softplus(-(g * x + b)) / g
+    neg = _softplus(g * x - b) / g
     if a is None:
         return y * pos + (1 - y) * neg
     return y * a * pos + (1 - y) * (1 - a) * neg

@@ -34,6 +34,7 @@ from torch import Tensor
 import torch.nn.functional as F
 
 from ..._targets import class_shape, one_hot_targets
+from ...semantics import LOG_SPACE_BELOW
 
 __all__ = ["differentiable", "forward"]
 
@@ -112,20 +113,27 @@ def _binary_or_soft(logits: Tensor, targets: Tensor, ignore_index: int | None) -
 def differentiable(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
                    alpha_neg: Tensor | None = None, pos_weight: Tensor | None = None, gamma: float,
                    ignore_index: int | None) -> Tensor:
-    r"""Per-element sigmoid focal loss as a log-space composition that autograd differentiates to any order.
+    r"""Per-element sigmoid focal loss as a log-space composition that autograd differentiates to any order, with
+    respect to the logits and to soft targets.
 
     .. math::
 
-        \log u = \begin{cases} -\mathrm{softplus}(-x) & y = 0 \\ -\mathrm{softplus}(x) & y = 1 \\
-            \log(p (1 - y) + (1 - p) y) & \text{otherwise} \end{cases},\qquad
+        u = p (1 - y) + (1 - p) y,\qquad
+        \log u = \begin{cases} \log u & u > 10^{-30} \\
+            -\mathrm{softplus}(x) \text{ if } y \ge 1/2,\ -\mathrm{softplus}(-x) \text{ otherwise} & \text{else}
+            \end{cases},\qquad
         L = a_t\, e^{\gamma \log u}\, [\, w_+ y\, \mathrm{softplus}(-x) + (1 - y)\, \mathrm{softplus}(x)\,]
 
-    (w_+ = ``pos_weight``). Hard targets take the exact log-space branches; a soft target has u >= min(y, 1 - y),
-    so its log never underflows. Every intermediate is finite for finite x, so first and second derivatives are
-    finite at any logit and any gamma >= 0 (no u^(gamma - 2) factor appears).
+    (w_+ = ``pos_weight``). u is formed from p = sigmoid(x) and 1 - p = sigmoid(-x) without subtraction, so it is
+    accurate wherever it is representable; only where it falls below 1e-30 (a hard target on the predicted side
+    beyond |x| of about 69) is log u taken in closed form, where its derivative in y is below 1e-30 ** gamma. Every
+    intermediate is finite for finite x, so first and second derivatives are finite at any logit and any
+    gamma >= 0, and the loss is differentiable in y (linear in a_t and the cross-entropy, through u in the
+    modulating factor).
 
     Returns:
-        float32 (float64 for float64 logits) losses of the logits' shape, differentiable w.r.t. ``logits``.
+        float32 (float64 for float64 logits) losses of the logits' shape, differentiable w.r.t. ``logits`` and, for
+        float targets, ``targets``.
 
     Example:
         >>> x = torch.tensor([[30.0, -2.0]], dtype=torch.float64, requires_grad=True)
@@ -140,10 +148,10 @@ def differentiable(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None 
     shape = class_shape(logits)
     softplus_pos = F.softplus(x)  # -log(1 - p)
     softplus_neg = F.softplus(-x)  # -log(p)
-    hard = (y == 0) | (y == 1)
-    u_soft = torch.sigmoid(x) * (1 - y) + torch.sigmoid(-x) * y
-    log_u_soft = torch.log(torch.where(hard, torch.ones_like(u_soft), u_soft))  # no log(0) even where unused
-    log_u = torch.where(y == 1, -softplus_pos, torch.where(y == 0, -softplus_neg, log_u_soft))
+    u = torch.sigmoid(x) * (1 - y) + torch.sigmoid(-x) * y
+    representable = u > LOG_SPACE_BELOW
+    log_u_closed = torch.where(y >= 0.5, -softplus_pos, -softplus_neg)
+    log_u = torch.where(representable, torch.log(torch.where(representable, u, torch.ones_like(u))), log_u_closed)
     positive = y * softplus_neg if pos_weight is None else pos_weight.view(shape) * y * softplus_neg
     loss = torch.exp(gamma * log_u) * (positive + (1 - y) * softplus_pos)
     if alpha_pos is not None and alpha_neg is not None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..._targets import one_hot_targets
+from ..._targets import ncs, one_hot_targets
 
 __all__ = ["differentiable", "differentiable_soft", "forward", "forward_soft"]
 
@@ -45,7 +45,7 @@ __all__ = ["differentiable", "differentiable_soft", "forward", "forward_soft"]
 def _rows_view(logits: Tensor) -> Tensor:
     """(N, C, d1, ...) -> (N, C, S) in the compute dtype (float32, or float64 for float64 logits)."""
     compute_dtype = torch.promote_types(logits.dtype, torch.float32)
-    return logits.to(compute_dtype).reshape(logits.shape[0], logits.shape[1], -1)
+    return logits.to(compute_dtype).reshape(ncs(logits.shape))  # explicit sizes: empty tensors reshape too
 
 
 def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, alpha: Tensor | None = None,
@@ -163,6 +163,8 @@ def differentiable_soft(logits: Tensor, targets: Tensor, *, class_weight: Tensor
         torch.Size([1])
     """
     x = _rows_view(logits)
+    if x.shape[1] == 0:  # no class: every row sums an empty set of terms
+        return x.sum(dim=1).reshape((logits.shape[0], *logits.shape[2:]))
     q = _soft_targets(logits, targets, label_smoothing, ignore_index).reshape(x.shape)
     log_p, log_u = _log_p_and_log_u(x)
     term = -torch.exp(gamma * log_u) * log_p * _class_weight_view(class_weight, x)
@@ -187,6 +189,10 @@ def forward_soft(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None
     """
     with torch.no_grad():
         x = _rows_view(logits)
+        if x.shape[1] == 0:  # no class: zero loss, zero (empty) gradient
+            rows = x.sum(dim=1)
+            loss = rows.sum() if reduce_sum else rows.reshape((logits.shape[0], *logits.shape[2:]))
+            return loss, (torch.zeros_like(logits) if compute_grad else None)
         q = _soft_targets(logits, targets, label_smoothing, ignore_index).reshape(x.shape)
         log_p, log_u = _log_p_and_log_u(x)
         u_gamma = torch.exp(gamma * log_u)
