@@ -56,7 +56,7 @@ def class_balanced_weights(counts: Sequence[int] | Tensor, beta: float = 0.9999)
     beta = check_number("beta", beta, minimum=0.0)
     if beta >= 1:
         raise argument_error("beta", "a number in [0, 1)", beta)
-    effective = -torch.expm1(values * math.log1p(beta - 1.0)) if beta > 0 else torch.ones_like(values)  # 1 - beta^n
+    effective = -torch.expm1(values * math.log(beta)) if beta > 0 else torch.ones_like(values)  # 1 - beta^n
     weights = (1.0 - beta) / effective if beta > 0 else effective
     weights = weights * values.numel() / weights.sum()
     return weights.to(torch.float32)
@@ -79,7 +79,7 @@ def prior_bias(pi: float = 0.01) -> float:
     pi = check_number("pi", pi, minimum=0.0, strict=True)
     if pi >= 1:
         raise argument_error("pi", "a probability in (0, 1)", pi)
-    return -math.log((1.0 - pi) / pi)
+    return math.log(pi) - math.log1p(-pi)  # = -log((1 - pi) / pi) without overflow of 1 / pi for tiny pi
 
 
 def init_prior_bias_(layer: nn.Module | Tensor, pi: float = 0.01) -> nn.Module | Tensor:

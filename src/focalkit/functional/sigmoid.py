@@ -9,6 +9,7 @@ from .._autograd import focal_loss_op
 from ..backends import counts_invalid_targets
 from ..value_checks import value_checks_enabled
 from .._checks import (
+    FLOAT_DTYPES,
     check_class_indices,
     check_ignore_index,
     check_floating,
@@ -45,6 +46,8 @@ def check_sigmoid_targets(inputs: Tensor, targets: object, ignore_index: int, *,
     targets = check_tensor("targets", targets)
     check_same_device("targets", targets, inputs, "inputs")
     if targets.is_floating_point():
+        if targets.dtype not in FLOAT_DTYPES:
+            raise type_error("targets", "float targets (float16, bfloat16, float32 or float64) or class indices", describe(targets))
         if targets.shape != inputs.shape:
             raise argument_error("targets", f"float targets of the inputs' shape {tuple(inputs.shape)}", describe(targets))
         if scan_values:

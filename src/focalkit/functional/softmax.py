@@ -11,6 +11,7 @@ from .._autograd import focal_loss_op
 from ..backends import counts_invalid_targets
 from ..value_checks import value_checks_enabled
 from .._checks import (
+    FLOAT_DTYPES,
     check_class_indices,
     check_ignore_index,
     check_floating,
@@ -34,6 +35,8 @@ def _check_target(input: Tensor, target: object, ignore_index: int, *, scan_valu
     target = check_tensor("target", target)
     check_same_device("target", target, input, "input")
     if target.is_floating_point():
+        if target.dtype not in FLOAT_DTYPES:
+            raise type_error("target", "class probabilities (float16, bfloat16, float32 or float64) or class indices", describe(target))
         if target.shape != input.shape:
             raise argument_error("target", f"class probabilities of the input's shape {tuple(input.shape)}", describe(target))
         check_unit_interval_values("target", target)

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from focalkit.jax._checks import check_alpha, check_gamma, float_labels, float_logits
-from focalkit.jax._sigmoid import alpha_weight
+from focalkit.jax._checks import as_array, check_gamma, mark_invalid, unit_interval
+from focalkit.jax._sigmoid import alpha_weight, prepare
 
 __all__ = ["binary_focal_loss"]
 
@@ -164,13 +164,13 @@ def binary_focal_loss(
         arXiv:1708.02002.
     """
     g = check_gamma(gamma)
-    a = check_alpha(alpha, family="sigmoid")
-    p_in = jnp.asarray(probs)
-    p = float_logits("probs", p_in)
-    tiny = float(jnp.finfo(p_in.dtype).tiny)
-    y = float_labels("labels", labels, p)
-    shape = jnp.broadcast_shapes(p.shape, y.shape)
-    p, y = jnp.broadcast_to(p, shape), jnp.broadcast_to(y, shape)
+    p_in = as_array("probs", probs, "a floating-point array")
+    p, y, a, invalid = prepare("probs", p_in, labels, alpha)
+    tiny = float(jnp.finfo(p_in.dtype).tiny)  # of the input dtype: float16 probabilities underflow at 6e-5
+    p_invalid = unit_interval("probs", probs, p)
+    if p_invalid is not None:
+        p = jnp.where(p_invalid, 0.5, p).astype(p.dtype)
+        invalid = p_invalid if invalid is None else invalid | p_invalid
     loss = _focal(p, y, g, tiny)
     w = alpha_weight(a, y)
-    return loss if w is None else w * loss
+    return mark_invalid(loss if w is None else w * loss, invalid)

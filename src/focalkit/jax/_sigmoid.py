@@ -9,12 +9,18 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from focalkit.jax._checks import check_alpha, check_gamma, float_labels, float_logits
+from focalkit.jax._checks import (
+    check_alpha,
+    check_broadcast_to,
+    check_gamma,
+    float_labels,
+    float_logits,
+    mark_invalid,
+)
 from focalkit.jax._stable import TINY as _TINY
 from focalkit.jax._stable import sigmoid as _sigmoid
 
 __all__ = ["sigmoid_focal_loss"]
-
 
 
 def _log_u(log_p: jnp.ndarray, log_q: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
@@ -142,6 +148,28 @@ def alpha_weight(alpha: Any, y: jnp.ndarray) -> Any:
     return alpha * y + (1 - alpha) * (1 - y)
 
 
+def prepare(name: str, values: Any, labels: Any, alpha: Any) -> tuple[jnp.ndarray, jnp.ndarray, Any, Any]:
+    """Checked ``(x, y, alpha, invalid)`` of the sigmoid family, ``x`` and ``y`` of the shape of ``values``.
+
+    Shapes are checked always (labels and an alpha array must broadcast to the shape of ``values``, not beyond it);
+    values where readable (see :mod:`focalkit.jax._checks`). ``invalid`` is None, or the mask of unchecked entries
+    with labels or alpha outside [0, 1], which are replaced by 0 here and whose loss :func:`mark_invalid` sets to NaN.
+    """
+    a, a_invalid = check_alpha(alpha, family="sigmoid")
+    x = float_logits(name, values)
+    y, y_invalid = float_labels("labels", labels, x, f"the {name}' shape")
+    if a is not None and not isinstance(a, float):
+        check_broadcast_to("alpha", a, x.shape, f"the {name}' shape")
+        a = a.astype(x.dtype)
+        if a_invalid is not None:
+            a = jnp.where(a_invalid, 0.0, a).astype(x.dtype)
+    invalid = None
+    for mask in (y_invalid, a_invalid):
+        if mask is not None:
+            invalid = mask if invalid is None else invalid | mask
+    return x, jnp.broadcast_to(y, x.shape), a, invalid
+
+
 def sigmoid_focal_loss(
     logits: Any,
     labels: Any,
@@ -186,11 +214,7 @@ def sigmoid_focal_loss(
         arXiv:1708.02002.
     """
     g = check_gamma(gamma)
-    a = check_alpha(alpha, family="sigmoid")
-    x = float_logits("logits", logits)
-    y = float_labels("labels", labels, x)
-    shape = jnp.broadcast_shapes(x.shape, y.shape)
-    x, y = jnp.broadcast_to(x, shape), jnp.broadcast_to(y, shape)
+    x, y, a, invalid = prepare("logits", logits, labels, alpha)
     loss = _focal(x, y, g)
     w = alpha_weight(a, y)
-    return loss if w is None else w * loss
+    return mark_invalid(loss if w is None else w * loss, invalid)

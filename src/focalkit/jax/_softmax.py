@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Any
 
 import jax
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from focalkit.errors import argument_error, type_error
-from focalkit.jax._checks import check_alpha, check_gamma, float_logits
+from focalkit.jax._checks import as_array, check_alpha, check_class_indices, check_gamma, float_logits, mark_invalid
 from focalkit.jax._stable import TINY as _TINY
 from focalkit.jax._stable import sigmoid as _sigmoid
 
@@ -74,6 +75,7 @@ def softmax_focal_loss(
     gamma: float = 2.0,
     axis: int = -1,
     where: Any | None = None,
+    ignore_index: int | None = -100,
 ) -> jnp.ndarray:
     r"""Softmax (multi-class) focal loss per example with integer labels (Lin et al. 2017, eq. 5 over a softmax).
 
@@ -93,13 +95,19 @@ def softmax_focal_loss(
 
     Args:
         logits: floating array ``(..., C, ...)`` with the ``C >= 2`` classes along ``axis``.
-        labels: integer array of the logits' shape without ``axis``. A label outside ``[0, C)`` (e.g. -100) gives
-            loss 0 and gradient 0.
-        alpha: None (no weighting), a number multiplying every term, or a per-class array of shape ``(C,)`` indexed
-            by the target class.
+        labels: integer array of the logits' shape without ``axis``: class indices in ``[0, C)``, or
+            ``ignore_index`` (loss 0 and gradient 0). Other values raise :class:`~focalkit.InvalidArgumentError`
+            where they can be read (NumPy / Python inputs, concrete CPU arrays); where they cannot (under ``jit``,
+            ``vmap``, or on an accelerator) their rows give NaN losses.
+        alpha: None (no weighting), a number in ``[0, 1]`` multiplying every term, or per-class values in
+            ``[0, 1]`` of shape ``(C,)`` indexed by the target class (a traced array's values are not checked: rows
+            whose class has an alpha outside ``[0, 1]`` give NaN).
         gamma: focusing parameter, a static Python number ``>= 0``.
         axis: the class axis.
-        where: optional boolean mask of the labels' shape; False entries give loss 0 and gradient 0.
+        where: optional boolean mask of the labels' shape; False entries give loss 0 and gradient 0 (and their
+            labels are not checked).
+        ignore_index: label value of entries to ignore (loss 0, gradient 0), as in the PyTorch core (default
+            -100); None for none.
 
     Returns:
         Per-example losses of the labels' shape, in the logits' dtype (float32 for float16/bfloat16 logits).
@@ -115,9 +123,12 @@ def softmax_focal_loss(
         arXiv:1708.02002.
     """
     g = check_gamma(gamma)
-    a = check_alpha(alpha, family="softmax")
+    a, a_invalid = check_alpha(alpha, family="softmax")
+    if ignore_index is not None and (not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool)):
+        raise type_error("ignore_index", "an integer or None", repr(ignore_index))
+    ignore = None if ignore_index is None else int(ignore_index)
     x = float_logits("logits", logits)
-    t = jnp.asarray(labels)
+    t = as_array("labels", labels, "an integer array of class indices")
     if not jnp.issubdtype(t.dtype, jnp.integer):
         raise type_error("labels", "an integer array of class indices", t.dtype)
     if x.ndim < 1:
@@ -128,19 +139,30 @@ def softmax_focal_loss(
         raise argument_error("logits", "at least 2 classes along axis", num_classes)
     if t.shape != x.shape[:-1]:
         raise argument_error("labels", f"shape {tuple(x.shape[:-1])} (logits without axis {axis})", tuple(t.shape))
-    valid = (t >= 0) & (t < num_classes)
+    if a is not None and not isinstance(a, float) and a.shape != (num_classes,):
+        raise argument_error("alpha", f"a number or an array of shape ({num_classes},)", tuple(a.shape))
+    mask = None
     if where is not None:
-        mask = jnp.asarray(where)
+        mask = as_array("where", where, "a boolean array")
         if mask.shape != t.shape:
             raise argument_error("where", f"shape {tuple(t.shape)}", tuple(mask.shape))
-        valid = valid & mask.astype(bool)
+        mask = mask.astype(bool)
+    t_invalid = check_class_indices("labels", labels, t, num_classes, ignore,
+                                    None if where is None else (where, mask))
+    valid = (t >= 0) & (t < num_classes)
+    if ignore is not None and 0 <= ignore < num_classes:
+        valid = valid & (t != ignore)
+    if mask is not None:
+        valid = valid & mask
     t_safe = jnp.where(valid, t, 0)
     loss = _focal(x, t_safe, g)
     if a is not None:
         if isinstance(a, float):
             loss = a * loss
         else:
-            if a.shape != (num_classes,):
-                raise argument_error("alpha", f"a number or an array of shape ({num_classes},)", tuple(a.shape))
+            if a_invalid is not None:  # traced per-class alpha outside [0, 1]: NaN in the rows of those classes
+                bad_alpha = a_invalid[t_safe] & valid
+                t_invalid = bad_alpha if t_invalid is None else t_invalid | bad_alpha
+                a = jnp.where(a_invalid, 0.0, a)
             loss = a.astype(loss.dtype)[t_safe] * loss
-    return jnp.where(valid, loss, 0.0)
+    return mark_invalid(jnp.where(valid, loss, 0.0), t_invalid)

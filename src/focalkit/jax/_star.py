@@ -7,7 +7,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from focalkit.jax._checks import check_alpha, check_gamma, check_static_number, float_labels, float_logits
+from focalkit.jax._checks import check_gamma, check_static_number, mark_invalid
+from focalkit.jax._sigmoid import prepare
 from focalkit.jax._stable import softplus as _softplus
 
 __all__ = ["sigmoid_focal_loss_star"]
@@ -56,13 +57,9 @@ def sigmoid_focal_loss_star(
     """
     g = check_gamma(gamma, strict=True)
     b = check_static_number("beta", beta)
-    a = check_alpha(alpha, family="sigmoid")
-    x = float_logits("logits", logits)
-    y = float_labels("labels", labels, x)
-    shape = jnp.broadcast_shapes(x.shape, y.shape)
-    x, y = jnp.broadcast_to(x, shape), jnp.broadcast_to(y, shape)
+    x, y, a, invalid = prepare("logits", logits, labels, alpha)
     pos = _softplus(-(g * x + b)) / g
     neg = _softplus(g * x - b) / g
     if a is None:
-        return y * pos + (1 - y) * neg
-    return y * a * pos + (1 - y) * (1 - a) * neg
+        return mark_invalid(y * pos + (1 - y) * neg, invalid)
+    return mark_invalid(y * a * pos + (1 - y) * (1 - a) * neg, invalid)

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -20,18 +21,18 @@ import torch
 from focalkit import binary_focal_loss, sigmoid_focal_loss, sigmoid_focal_loss_star
 from focalkit.errors import argument_error
 
+from .checks import check_out_dir
+
 FIGURE1_GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)
 DEFAULT_PT = (0.1, 0.25, 0.5, 0.75, 0.9, 0.968, 0.99)
 
 
 def add_curves_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("out/curves"), help="output folder for the PNG files")
-    parser.add_argument(
-        "--pt", type=float, nargs="+", default=list(DEFAULT_PT), metavar="P", help="p_t values of the printed table"
-    )
-    parser.add_argument(
-        "--gammas", type=float, nargs="+", default=list(FIGURE1_GAMMAS), metavar="G", help="gamma values of Figure 1"
-    )
+    parser.add_argument("--out", default="out/curves", help="output folder for the PNG files (created if needed)")
+    parser.add_argument("--pt", type=float, nargs="+", default=list(DEFAULT_PT),
+                        metavar="P", help="p_t values of the printed table, in (0, 1]")
+    parser.add_argument("--gammas", type=float, nargs="+", default=list(FIGURE1_GAMMAS), metavar="G",
+                        help="gamma values of Figure 1, finite and >= 0")
 
 
 def loss_table(pt_values: list[float], gammas: list[float]) -> list[dict[str, float]]:
@@ -117,14 +118,22 @@ def _plot_fl_star(path: Path) -> None:
 
 
 def run_curves(args: argparse.Namespace) -> int:
-    """Write figure1_focal_loss.png, fl_star.png and loss_table.md into ``args.out`` and print the table."""
+    """Write figure1_focal_loss.png, fl_star.png and loss_table.md into ``args.out`` and print the table.
+
+    Every value and the output folder are checked before anything is computed or written."""
     for p in args.pt:
         if not 0 < p <= 1:
             raise argument_error("--pt", "probabilities in (0, 1]", p)
     for g in args.gammas:
-        if g < 0:
-            raise argument_error("--gammas", "values >= 0", g)
-    out: Path = args.out
+        if not 0 <= g < float("inf"):
+            raise argument_error("--gammas", "finite values >= 0", g)
+    out = check_out_dir(args.out, option="--out")
+    try:
+        import matplotlib  # noqa: F401 - the figures need it; check before any work
+    except ImportError as exc:
+        print(f"focalkit curves: error: matplotlib is missing ({exc}); install it: pip install 'focalkit[plots]'",
+              file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     rows = loss_table(list(args.pt), list(args.gammas))
     table = format_table(rows)

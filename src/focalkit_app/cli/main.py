@@ -1,8 +1,10 @@
 """Entry point of the ``focalkit`` command: one sub-command per task, each loaded only when it is used.
 
 Each sub-command lives in its own module exposing the ``add_<name>_arguments(parser)`` / ``run_<name>(args) -> int``
-pair named in ``_SUBCOMMANDS``; only the module of the command being run is imported. Errors that focalkit raises for bad input are printed
-as one line and give exit status 2; other exceptions propagate.
+pair named in ``_SUBCOMMANDS``; only the module of the command being run is imported. Usage errors (unknown option,
+bad number, invalid choice) and the errors focalkit raises for bad input are printed as one line,
+``focalkit <command>: error: NAME: expected ..., got ...``, and give exit status 2 (see
+:mod:`focalkit_app.cli.checks`); an interrupted run prints one line and gives 130; other exceptions propagate.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from focalkit.errors import FocalKitError
+
+from .checks import OneLineParser, one_line
 
 # name -> (module, add-arguments function, run function, help)
 _SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
@@ -25,7 +29,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; only ``command``'s module is imported (to add its arguments)."""
-    parser = argparse.ArgumentParser(prog="focalkit", description="Focal loss, exact and measured.")
+    parser = OneLineParser(prog="focalkit", description="Focal loss, exact and measured.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, add_name, _, help_text) in _SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -53,8 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(run(args) or 0)
     except FocalKitError as error:
-        print(f"focalkit {args.command}: error: {error}", file=sys.stderr)
+        print(f"focalkit {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"focalkit {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

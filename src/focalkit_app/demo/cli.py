@@ -2,8 +2,9 @@
 
 Contract: ``add_demo_arguments(parser)``, ``run_demo(args) -> int``, ``add_compare_arguments(parser)``,
 ``run_compare(args) -> int``. Bad input raises a :class:`focalkit.FocalKitError` subclass internally; the run
-functions print it as ``focalkit <command>: error: ...`` on stderr and return 2. Nothing is written before the input is
-validated, and only the report folder is ever written.
+functions print it as one line, ``focalkit <command>: error: NAME: expected ..., got ...``, on stderr and return 2.
+Every option, the data file, the optional dependencies and the report folder (created, written and removed again)
+are checked before any training, so that no work is lost to bad input; only the report folder is ever written.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import shlex
 import sys
 from dataclasses import replace
 
+from ..cli.checks import available_cpus, int_type, one_line
+
 __all__ = ["add_demo_arguments", "run_demo", "add_compare_arguments", "run_compare"]
 
+MAX_SEEDS = 100  # more would hold every split in memory for hours of runs
+MAX_SEED = 2**31 - 1  # seed + fold must stay a valid NumPy / scikit-learn seed (< 2**32)
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
+_positive_int = int_type(1)
+_threads = int_type(1, available_cpus, what="an integer (at most the CPUs available)")
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,14 +31,16 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help="classification: losses on long-tailed digits (default); detection: dense detection "
                              "in miniature (RetinaNet's Table 1 and Figure 4)")
     parser.add_argument("--quick", action="store_true", help="a smaller run (about 30 s or less)")
-    parser.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (default 5; detection 3)")
+    parser.add_argument("--seeds", type=int_type(1, MAX_SEEDS), default=None,
+                        help=f"number of seeds, at most {MAX_SEEDS} (default 5; detection 3)")
     parser.add_argument("--imbalance", type=float, nargs="+", default=None,
                         help="imbalance factors of the digits task (default 10 50 100)")
     parser.add_argument("--out", default=None, help="report folder to create (Markdown + PNG)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it exists")
-    parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="run in one process with this many torch threads (default: 2 worker processes "
-                             "of 1 thread for the full runs, 1 process of 1 thread for --quick)")
+    parser.add_argument("--threads", type=_threads, default=None,
+                        help="run in one process with this many torch threads, at most the CPUs available "
+                             "(default: 2 worker processes of 1 thread for the full runs, 1 process of 1 thread "
+                             "for --quick)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -50,21 +54,23 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune", action="store_true",
                         help="search gamma, alpha and beta with Optuna on inner validation splits")
     parser.add_argument("--trials", type=_positive_int, default=20, help="Optuna trials per search (default 20)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of folds, initialisation and search")
+    parser.add_argument("--seed", type=int_type(0, MAX_SEED), default=0,
+                        help=f"seed of folds, initialisation and search, in [0, {MAX_SEED}]")
     parser.add_argument("--out", default=None, help="report folder to create (Markdown + PNG)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it exists")
-    parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="torch intra-op threads (default 1: faster for these small models)")
+    parser.add_argument("--threads", type=_threads, default=None,
+                        help="torch intra-op threads, at most the CPUs available (default 1: faster for these "
+                             "small models)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _fail(command: str, exc: Exception) -> int:
-    print(f"focalkit {command}: error: {exc}", file=sys.stderr)
+    print(f"focalkit {command}: error: {one_line(exc)}", file=sys.stderr)
     return 2
 
 
 def _missing(command: str, exc: ImportError) -> int:
-    print(f"focalkit {command}: error: an optional dependency is missing ({exc}); install the demo extra: "
+    print(f"focalkit {command}: error: an optional dependency is missing ({one_line(exc)}); install the demo extra: "
           "pip install 'focalkit[demo]'", file=sys.stderr)
     return 2
 
@@ -73,15 +79,51 @@ def _command_line(command: str) -> str:
     return "focalkit " + command + " " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
 
 
+def _require(modules: list[str]) -> None:
+    """Import the optional dependencies a run will need, before any work (ImportError -> the one-line message)."""
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _dependencies(args: argparse.Namespace, *extra: str) -> list[str]:
+    return (["sklearn.metrics", "scipy.stats", *extra] + (["matplotlib"] if args.out is not None else [])
+            + ([] if args.no_progress else ["tqdm"]))
+
+
+def _check_imbalance(values: list[float]) -> tuple[float, ...]:
+    import math
+
+    import focalkit
+
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise focalkit.InvalidArgumentError(f"--imbalance: expected finite factors, got {bad}")
+    bad = [v for v in values if not v >= 1.0]
+    if bad:
+        raise focalkit.InvalidArgumentError(f"--imbalance: expected factors >= 1, got {bad}")
+    tags = [f"{v:g}" for v in values]  # the report's file names use this form
+    if len(set(tags)) < len(tags):
+        raise focalkit.InvalidArgumentError(f"--imbalance: expected distinct factors, got {list(values)}")
+    return tuple(values)
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    """Run ``focalkit demo``; returns the exit status (0 ok, 2 bad input)."""
+    """Run ``focalkit demo``; returns the exit status (0 ok, 2 bad input).
+
+    Every option, the optional dependencies and the report folder (created, written and removed again) are checked
+    before any training."""
     import focalkit
 
     from .outdir import check_out_dir
 
     try:
-        out = check_out_dir(args.out, args.force)
         if args.task == "detection":
+            if args.imbalance is not None:
+                raise focalkit.InvalidArgumentError(
+                    f"--imbalance: expected only with --task classification, got {args.imbalance} with --task "
+                    "detection")
             from .detection import DEFAULT_DETECTION, QUICK_DETECTION, run_detection_demo
 
             cfg = QUICK_DETECTION if args.quick else DEFAULT_DETECTION
@@ -89,6 +131,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 cfg = cfg.with_seeds(args.seeds)
             if args.threads is not None:  # an explicit thread count: one process using that many threads
                 cfg = replace(cfg, workers=1)
+            _require(_dependencies(args))
+            out = check_out_dir(args.out, args.force)
             run_detection_demo(cfg, out, progress=not args.no_progress, command=_command_line("demo"),
                                threads=args.threads)
             return 0
@@ -100,12 +144,11 @@ def run_demo(args: argparse.Namespace) -> int:
         if args.seeds is not None:
             cfg = replace(cfg, seeds=args.seeds)
         if args.imbalance is not None:
-            bad = [v for v in args.imbalance if not v >= 1.0]
-            if bad:
-                raise focalkit.InvalidArgumentError(f"--imbalance: expected factors >= 1, got {bad}")
-            cfg = replace(cfg, imbalances=tuple(args.imbalance))
+            cfg = replace(cfg, imbalances=_check_imbalance(args.imbalance))
         if cfg.seeds < 2:
             raise focalkit.InvalidArgumentError(f"--seeds: expected at least 2 (for a spread), got {cfg.seeds}")
+        _require(_dependencies(args, "sklearn.datasets"))
+        out = check_out_dir(args.out, args.force)
         run_digits_demo(cfg, out, progress=not args.no_progress, command=_command_line("demo"),
                         threads=args.threads)
         return 0
@@ -116,13 +159,17 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    """Run ``focalkit compare``; returns the exit status (0 ok, 2 bad input)."""
+    """Run ``focalkit compare``; returns the exit status (0 ok, 2 bad input).
+
+    The options, the report folder (created, written and removed again), the optional dependencies and the data
+    file (read and validated in full, in the dtype used for training) are checked before any training."""
     import focalkit
 
     from .outdir import check_out_dir
 
     try:
         out = check_out_dir(args.out, args.force)
+        _require(_dependencies(args, "sklearn.model_selection", *(["optuna"] if args.tune else [])))
         from .compare import CompareConfig, run_compare_file
 
         cfg = CompareConfig(folds=args.folds, epochs=args.epochs, tune=args.tune, trials=args.trials,

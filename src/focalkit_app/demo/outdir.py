@@ -1,30 +1,25 @@
-"""Report-folder handling: refuse to overwrite an existing folder unless forced."""
+"""Report-folder handling: refuse to overwrite an existing folder unless forced; check it can be written."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..cli.checks import check_out_dir as _check_out_dir
+
 __all__ = ["check_out_dir", "make_out_dir"]
 
 
 def check_out_dir(out: str | Path | None, force: bool) -> Path | None:
-    """Validate ``out`` before any work; nothing is created here.
+    """Validate ``out`` before any work; nothing is left behind here.
+
+    The folder must not exist unless ``force``; missing folders are created, a probe file is written and removed,
+    and the created folders are removed again (see :func:`focalkit_app.cli.checks.check_out_dir`).
 
     Raises:
-      focalkit.InvalidArgumentError: ``out`` exists and ``force`` is False, or ``out`` exists and is not a folder.
+      focalkit.InvalidArgumentError: ``out`` exists and ``force`` is False, ``out`` exists and is not a folder, lies
+        under a file, or cannot be created or written.
     """
-    import focalkit
-
-    if out is None:
-        return None
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise focalkit.InvalidArgumentError(f"--out: expected a folder path, got an existing file {str(path)!r}")
-    if path.exists() and not force:
-        raise focalkit.InvalidArgumentError(
-            f"--out: expected a folder that does not exist yet (or pass --force to write into it), got existing "
-            f"{str(path)!r}")
-    return path
+    return _check_out_dir(out, force=force, must_be_new=True, option="--out")
 
 
 def make_out_dir(path: Path) -> Path:
