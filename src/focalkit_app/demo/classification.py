@@ -12,6 +12,7 @@ import torch
 from .datasets import digits_long_tail
 from .experiment import LossRuns, run_losses
 from .losses import DEFAULT_LOSSES, LOSSES
+from ..cli.checks import check_out_dir
 from .outdir import make_out_dir
 from .plots import plot_per_class_recall, plot_reliability, plot_training_curves
 from .progress import progress_bar
@@ -68,6 +69,7 @@ def run_digits_demo(cfg: DigitsDemoConfig, out: Path | None, *, progress: bool =
     ``threads``: torch intra-op threads during training; None -> 1 (measured faster than 2 for these (64, 10)-sized
     batches, and robust to a busy machine); the previous setting is restored afterwards.
     """
+    check_out_dir(out, option="out")  # creatable and writable, checked before any work (nothing left behind)
     with torch_threads(threads):
         return _run(cfg, out, progress, command, echo)
 

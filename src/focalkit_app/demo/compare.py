@@ -19,6 +19,7 @@ import torch
 from .datasets import DataSplit
 from .experiment import run_losses
 from .losses import DEFAULT_LOSSES
+from ..cli.checks import check_out_dir
 from .outdir import make_out_dir
 from .plots import plot_per_class_recall, plot_reliability, plot_training_curves
 from .progress import progress_bar
@@ -52,16 +53,39 @@ def make_folds(table: Table, folds: int, seed: int) -> list[tuple[int, DataSplit
         n_val = max(int(round(0.2 * len(train_idx))), len(table.class_names))
         fit_idx, val_idx = train_test_split(train_idx, test_size=n_val, stratify=table.y[train_idx],
                                             random_state=seed + k)
-        mu = table.x[train_idx].mean(0)
-        sd = table.x[train_idx].std(0)
-        sd = np.where(sd > 0, sd, 1.0)
-
-        def z(idx):
-            return ((table.x[idx] - mu) / sd).astype(np.float32)
-
+        z = _standardiser(table, train_idx)
         out.append((seed + k, DataSplit(z(fit_idx), table.y[fit_idx], z(val_idx), table.y[val_idx], z(test_idx),
                                         table.y[test_idx], len(table.class_names), table.class_names)))
     return out
+
+
+def _standardiser(table: Table, idx: np.ndarray):
+    """z(rows) = (x - mean) / std with the statistics of ``table.x[idx]``, computed in float64 (a float32 sum of
+    values near float32's limit would overflow), returned as float32, the training dtype.
+
+    Raises:
+      focalkit.InvalidArgumentError: a standardised value overflows float32 (a column almost constant on the
+        training part and huge elsewhere), naming the column.
+    """
+    x = table.x.astype(np.float64)
+    mu = x[idx].mean(0)
+    sd = x[idx].std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+
+    def z(rows):
+        with np.errstate(over="ignore"):
+            out = ((x[rows] - mu) / sd).astype(np.float32)
+        ok = np.isfinite(out).all(0)
+        if not ok.all():
+            import focalkit
+
+            bad = [n for n, good in zip(table.feature_names, ok) if not good]
+            raise focalkit.InvalidArgumentError(
+                "--data: expected feature columns whose standardised values fit in float32 (the training dtype), "
+                f"got overflow in columns: {', '.join(bad[:20])}")
+        return out
+
+    return z
 
 
 def _tuning_section(result, baseline_bacc: np.ndarray, recommended: dict, trials: int) -> tuple[str, list[str]]:
@@ -100,9 +124,11 @@ def run_compare_table(table: Table, cfg: CompareConfig, out: Path | None, *, nam
         import focalkit
 
         raise focalkit.InvalidArgumentError(f"losses: expected the baseline 'ce' among them, got {cfg.losses}")
+    check_out_dir(out, option="out")  # creatable and writable, checked before any work (nothing left behind)
     start = time.perf_counter()
     train_cfg = TrainConfig(epochs=cfg.epochs)
     splits = make_folds(table, cfg.folds, cfg.seed)
+    full = _full_split(table, cfg.seed) if cfg.tune else None  # before training: it may raise on bad data
     total = len(splits) * len(cfg.losses) + (len(splits) + 1 if cfg.tune else 0)
     bar = progress_bar(total, "focalkit compare", progress)
     extra: list[str] = []
@@ -113,7 +139,6 @@ def run_compare_table(table: Table, cfg: CompareConfig, out: Path | None, *, nam
             from .tuning import nested_tuning, search
 
             result = nested_tuning(splits, train_cfg, cfg.trials, bar)
-            full = _full_split(table, cfg.seed)
             recommended = search(full, train_cfg, cfg.trials, cfg.seed)
             bar.update(1)
             tune_text, extra = _tuning_section(result, runs["ce"].values("balanced_accuracy"), recommended,
@@ -161,9 +186,7 @@ def _full_split(table: Table, seed: int) -> DataSplit:
     n_val = max(int(round(0.2 * len(table.y))), len(table.class_names))
     fit_idx, val_idx = train_test_split(np.arange(len(table.y)), test_size=n_val, stratify=table.y,
                                         random_state=seed)
-    mu = table.x[fit_idx].mean(0)
-    sd = np.where(table.x[fit_idx].std(0) > 0, table.x[fit_idx].std(0), 1.0)
-    xs = ((table.x - mu) / sd).astype(np.float32)
+    xs = _standardiser(table, fit_idx)(np.arange(len(table.y)))
     return DataSplit(xs[fit_idx], table.y[fit_idx], xs[val_idx], table.y[val_idx], xs[val_idx], table.y[val_idx],
                      len(table.class_names), table.class_names)
 

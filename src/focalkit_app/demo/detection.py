@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .models import TinyDetector
+from ..cli.checks import check_out_dir
 from .outdir import make_out_dir
 from .progress import progress_bar
 from .stats import mean_std, paired_comparison
@@ -276,6 +277,7 @@ def _kendall_stability(ap: np.ndarray) -> tuple[float, bool]:
 def run_detection_demo(cfg: DetectionConfig, out: Path | None, *, progress: bool = True, command: str = "",
                        echo=print, threads: int | None = None) -> dict:
     """Run the grid over seeds, print the table, write report.md + figure4.png + training curves into ``out``."""
+    check_out_dir(out, option="out")  # creatable and writable, checked before any work (nothing left behind)
     from .threads import torch_threads
 
     with torch_threads(threads):

@@ -198,7 +198,7 @@ def load_table(data: str | Path, target: str | None) -> Table:
             raise invalid_arg("--target: expected the name of the label column, got nothing")
         try:
             frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-        except (ValueError, OSError, ImportError, UnicodeError) as exc:
+        except (ValueError, TypeError, NotImplementedError, OSError, ImportError) as exc:  # parse errors
             raise invalid_arg(f"--data: expected a readable {suffix[1:]} file, got {str(path)!r} "
                               f"({_one_line(exc)})") from None
         x, labels, feature_names = _frame_to_arrays(frame, target, path)
@@ -230,6 +230,8 @@ def validate_table(table: Table, folds: int) -> None:
         raise invalid_arg(f"--data: expected finite feature values in float32 (the dtype used for training), got "
                           f"NaN or infinite values in columns: {_listed(bad)}")
     counts = np.bincount(table.y, minlength=len(table.class_names))
+    if len(table.class_names) == 0:
+        raise invalid_arg("--target: expected at least 2 classes, got 0 (no rows)")
     if len(table.class_names) < 2:
         raise invalid_arg(f"--target: expected at least 2 classes, got 1 (every label is "
                           f"{table.class_names[0]!r})")
