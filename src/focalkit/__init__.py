@@ -89,6 +89,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f"focalkit.{name}")
+    elif name == "modules":  # the modules' former home, kept so that ``from focalkit import modules`` still works
+        value = importlib.import_module("focalkit.nn")
     else:
         raise AttributeError(f"module 'focalkit' has no attribute {name!r}")
     globals()[name] = value

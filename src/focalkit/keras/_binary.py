@@ -8,7 +8,18 @@ import keras
 import numpy as np
 from keras import ops
 
-from focalkit.keras._checks import check_alpha, check_class_count, check_gamma, check_label_smoothing
+from focalkit.keras._checks import (
+    check_alpha,
+    check_class_count,
+    check_gamma,
+    check_label_smoothing,
+    check_shape_broadcasts_to,
+    either,
+    mark_invalid,
+    match_rank,
+    to_tensor,
+    unit_interval,
+)
 from focalkit.keras._loss_object import FocalLossObject
 from focalkit.keras._math import binary_terms_from_probs, sigmoid_terms
 
@@ -20,7 +31,7 @@ def _tiny(dtype: Any) -> float:
 
 
 def _compute_float(y_pred: Any) -> Any:
-    y_pred = ops.convert_to_tensor(y_pred)
+    y_pred = to_tensor("y_pred", y_pred, allow_bool=False)
     dtype = keras.backend.standardize_dtype(y_pred.dtype)
     if dtype in ("float16", "bfloat16"):
         return ops.cast(y_pred, "float32"), dtype
@@ -51,8 +62,9 @@ def binary_focal_loss(
     logarithm, exactly as ``focalkit.binary_focal_loss`` does. float16/bfloat16 inputs are computed in float32.
 
     Args:
-        y_true: binary or soft targets in ``[0, 1]``, shape ``(batch, ..., d)``.
-        y_pred: probabilities or logits, same shape.
+        y_true: binary or soft targets in ``[0, 1]``, shape ``(batch, ..., d)`` or broadcastable to ``y_pred``'s
+            shape (a rank differing by a trailing dimension of size 1 is matched as Keras does).
+        y_pred: probabilities in ``[0, 1]`` or logits, shape ``(batch, ..., d)``.
         gamma: focusing parameter ``>= 0``.
         alpha: None (off; also a negative number), a number in ``[0, 1]`` weighting positives, or per-class values
             along the last axis (length ``d``).
@@ -75,8 +87,20 @@ def binary_focal_loss(
     gamma = check_gamma(gamma)
     alpha = check_alpha(alpha, negative_disables=True)
     label_smoothing = check_label_smoothing(label_smoothing)
+    raw_true, raw_pred = y_true, y_pred
     y_pred, in_dtype = _compute_float(y_pred)
-    y_true = ops.cast(y_true, y_pred.dtype)
+    y_true = ops.cast(to_tensor("y_true", y_true), y_pred.dtype)
+    y_true, y_pred = match_rank(y_true, y_pred)
+    check_shape_broadcasts_to("y_true", y_true.shape, y_pred.shape, "y_pred's shape")
+    # values: checked where readable (raise); else the invalid entries are replaced by valid ones and give NaN
+    invalid = unit_interval("y_true", raw_true, y_true)
+    if invalid is not None:
+        y_true = ops.where(invalid, ops.zeros_like(y_true), y_true)
+    if not from_logits:
+        invalid_p = unit_interval("y_pred", raw_pred, y_pred)
+        if invalid_p is not None:
+            y_pred = ops.where(invalid_p, ops.full_like(y_pred, 0.5), y_pred)
+        invalid = either(invalid, invalid_p)
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
@@ -88,7 +112,7 @@ def binary_focal_loss(
             check_class_count("y_pred", ops.shape(y_pred)[-1], alpha)
         a = ops.convert_to_tensor(alpha, dtype=y_pred.dtype)
         loss = (a * y_true + (1.0 - a) * (1.0 - y_true)) * loss
-    return ops.mean(loss, axis=axis)
+    return ops.mean(mark_invalid(loss, invalid), axis=axis)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")

@@ -494,11 +494,25 @@ def write_plot(report: dict[str, Any], path: Path) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ CLI
+def _size(text: str) -> int:
+    """argparse ``type=`` of ``--sizes``: a whole number of logits >= 1, written as an integer or like 1e6."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected whole numbers of logits >= 1 (e.g. 10000 or 1e6), got {text!r}")
+    return int(value)
+
+
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``focalkit bench`` (also used by ``benchmarks/bench_*.py``)."""
+    from ..cli.checks import float_type, int_type
+
     parser.add_argument("--op", choices=("sigmoid", "softmax", "all"), default="all", help="which loss")
     parser.add_argument("--quick", action="store_true", help="smoke run (< 1 min): 2 sizes, fp32, fwd+bwd, no compile")
-    parser.add_argument("--sizes", nargs="+", help="numbers of logits, e.g. 1e4 1e6 (default 1e4 .. 1e8)")
+    parser.add_argument("--sizes", nargs="+", type=_size,
+                        help="numbers of logits, e.g. 1e4 1e6 (default 1e4 .. 1e8)")
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16", "fp16"], choices=list(DTYPES),
                         help="dtypes; non-fp32 ones run at the target size only")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
@@ -508,21 +522,72 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compile at every size (default: 1e6 and the target size only; each compile takes ~10-25 s)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--no-first-call", action="store_true", help="skip the fresh-process first-call timing")
-    parser.add_argument("--min-reps", type=int, default=5)
-    parser.add_argument("--max-reps", type=int, default=40)
-    parser.add_argument("--min-time", type=float, default=1.0, help="seconds of the slowest implementation per group")
-    parser.add_argument("--memory-budget-gb", type=float, default=12.0, help="skip sizes whose estimated peak exceeds it")
+    parser.add_argument("--min-reps", type=int_type(1), default=5, help="fewest timed rounds per group (>= 1)")
+    parser.add_argument("--max-reps", type=int_type(1), default=40, help="most timed rounds per group (>= --min-reps)")
+    parser.add_argument("--min-time", type=float_type(0.0), default=1.0,
+                        help="seconds of the slowest implementation per group (>= 0)")
+    parser.add_argument("--memory-budget-gb", type=float_type(0.0, low_open=True), default=12.0,
+                        help="skip sizes whose estimated peak exceeds it (> 0)")
     parser.add_argument("--out", default="benchmarks/results/cpu", help="output folder (JSON, Markdown, PNG)")
-    parser.add_argument("--name", default="bench", help="file name stem of the outputs")
+    parser.add_argument("--name", default="bench", help="file name stem of the outputs (no folder part)")
+
+
+def check_bench_args(args: argparse.Namespace) -> Path:
+    """Check the options together and the output folder (created, written and removed again) before any timing;
+    returns the output folder.
+
+    Raises:
+      focalkit.InvalidArgumentError: a value out of range (also for a Namespace built without the parser), an
+        unknown ``--impls`` name, a ``--name`` with a folder part, sizes whose inputs exceed ``--memory-budget-gb``,
+        an output folder that cannot be created or written.
+    """
+    from focalkit.errors import argument_error
+
+    from ..cli.checks import check_out_dir
+
+    ops = ["sigmoid", "softmax"] if args.op == "all" else [args.op]
+    sizes = []
+    for s in args.sizes or []:
+        try:
+            sizes.append(_size(str(s)))
+        except argparse.ArgumentTypeError:
+            raise argument_error("--sizes", "whole numbers of logits >= 1 (e.g. 10000 or 1e6)", repr(s)) from None
+    if not args.quick:
+        if not args.min_reps >= 1:
+            raise argument_error("--min-reps", "an integer >= 1", args.min_reps)
+        if not args.max_reps >= args.min_reps:
+            raise argument_error("--max-reps", f"an integer >= --min-reps ({args.min_reps})", args.max_reps)
+        if not (math.isfinite(args.min_time) and args.min_time >= 0):
+            raise argument_error("--min-time", "a finite number >= 0", args.min_time)
+    if not (math.isfinite(args.memory_budget_gb) and args.memory_budget_gb > 0):
+        raise argument_error("--memory-budget-gb", "a finite number > 0", args.memory_budget_gb)
+    budget = args.memory_budget_gb * 2**30
+    input_bytes = 8  # fp32 logits + targets per logit, allocated whatever the implementations
+    too_big = [s for s in sizes if s * input_bytes > budget]
+    if too_big:
+        raise argument_error("--sizes", f"sizes whose inputs ({input_bytes} bytes per logit) fit in --memory-budget-gb "
+                             f"{args.memory_budget_gb:g} (at most {int(budget // input_bytes):.3g} logits)", too_big)
+    if args.impls:
+        known = list(dict.fromkeys(i.name for op in ops for i in impls_for(op)))
+        unknown = [n for n in args.impls if n not in known]
+        if unknown:
+            raise argument_error("--impls", f"names of {' / '.join(ops)} implementations ({', '.join(known)})",
+                                 unknown)
+    name = str(args.name)
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or os.sep in name or "\0" in name:
+        raise argument_error("--name", "a file name stem without a folder part", repr(name))
+    return check_out_dir(args.out, option="--out")
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark described by ``args`` and write ``<out>/<name>.json|.md|.png``; returns an exit code."""
+    """Run the benchmark described by ``args`` and write ``<out>/<name>.json|.md|.png``; returns an exit code.
+
+    The options and the output folder are checked first (:func:`check_bench_args`)."""
     if args.quick:
         args.no_compile = True
         args.min_reps, args.max_reps, args.min_time = 3, 10, 0.2
     ops = ["sigmoid", "softmax"] if args.op == "all" else [args.op]
-    out = Path(args.out)
+    out = check_bench_args(args)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
@@ -549,8 +614,17 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None, op: str | None = None) -> int:
-    parser = argparse.ArgumentParser(description="focalkit benchmark")
+    """Entry point of ``benchmarks/bench_*.py``: bad options give one line on stderr and exit status 2."""
+    from focalkit.errors import FocalKitError
+
+    from ..cli.checks import OneLineParser, one_line
+
+    parser = OneLineParser(description="focalkit benchmark")
     add_bench_arguments(parser)
     if op is not None:
         parser.set_defaults(op=op, name=f"bench_{op}")
-    return run_bench(parser.parse_args(argv))
+    try:
+        return run_bench(parser.parse_args(argv))
+    except FocalKitError as error:
+        print(f"{parser.prog}: error: {one_line(error)}", file=sys.stderr)
+        return 2
