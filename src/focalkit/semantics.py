@@ -117,26 +117,26 @@ def check_label_smoothing(value: object) -> float:
     return check_number("label_smoothing", value, minimum=0.0, maximum=1.0)
 
 
-def check_sigmoid_alpha(alpha: object) -> float | None:
-    """A scalar alpha of the sigmoid family: ``None`` or negative -> None (disabled); else a number in [0, 1]."""
+def _scalar_alpha(alpha: object) -> float | None:
     if alpha is None:
         return None
     if not is_real_number(alpha):
         raise type_error("alpha", "a real number, None or per-class values", repr(alpha))
-    value = float(alpha)  # type: ignore[arg-type]
-    if value != value or value > 1:
+    return float(alpha)  # type: ignore[arg-type]
+
+
+def check_sigmoid_alpha(alpha: object) -> float | None:
+    """A scalar alpha of the sigmoid family: ``None`` or negative -> None (disabled); else a number in [0, 1]."""
+    value = _scalar_alpha(alpha)
+    if value is not None and (value != value or value > 1):
         raise argument_error("alpha", SIGMOID_ALPHA_EXPECTED, value)
-    return None if value < 0 else value
+    return None if value is None or value < 0 else value
 
 
 def check_softmax_alpha(alpha: object) -> float | None:
     """A scalar alpha of the softmax family: ``None``, or a number in [0, 1] multiplying every term."""
-    if alpha is None:
-        return None
-    if not is_real_number(alpha):
-        raise type_error("alpha", "a real number, None or per-class values", repr(alpha))
-    value = float(alpha)  # type: ignore[arg-type]
-    if not 0 <= value <= 1:
+    value = _scalar_alpha(alpha)
+    if value is not None and not 0 <= value <= 1:
         raise argument_error("alpha", SOFTMAX_ALPHA_EXPECTED, value)
     return value
 

@@ -30,10 +30,11 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .._checks import check_number, check_same_device, describe
+from .._targets import count_elements
 from ..value_checks import value_checks_enabled
 from ..errors import argument_error
 
-__all__ = ["finish_reduction", "check_normalizer"]
+__all__ = ["finish_reduction", "check_normalizer", "reduce_elementwise"]
 
 
 def check_normalizer(normalizer: object, reduction: str, sync_normalizer: bool, logits: Tensor) -> None:
@@ -89,3 +90,22 @@ def finish_reduction(
         total = total / torch.where(denominator == 0, torch.ones_like(denominator), denominator)
     out_dtype = input_dtype if input_dtype in (torch.float32, torch.float64) else torch.float32
     return total.to(out_dtype)
+
+
+def reduce_elementwise(
+    loss: Tensor,
+    reduction: str,
+    inputs: Tensor,
+    targets: Tensor,
+    ignore_index: int | None,
+    normalizer: Tensor | float | None = None,
+    sync_normalizer: bool = False,
+) -> Tensor:
+    """Finish a per-element loss of the sigmoid family (already summed unless ``reduction="none"``): "none" returns
+    it in the inputs' dtype; "mean" divides by the elements that count (all of them for float targets, C per
+    non-ignored row for class indices) or by ``normalizer``."""
+    if reduction == "none":
+        return loss.to(inputs.dtype)
+    return finish_reduction(
+        loss, reduction, lambda: count_elements(inputs, targets, ignore_index), normalizer, sync_normalizer, inputs.dtype
+    )

@@ -7,11 +7,10 @@ from torch import Tensor
 
 from .._autograd import focal_loss_op
 from .._checks import check_floating, check_gamma, check_tensor, check_unit_interval_values, describe
-from .._targets import count_elements
 from ..errors import type_error
 from ..semantics import check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._reduction import finish_reduction
+from ._reduction import reduce_elementwise
 from .sigmoid import check_sigmoid_targets
 
 __all__ = ["binary_focal_loss"]
@@ -63,8 +62,4 @@ def binary_focal_loss(
         "binary_focal", probs, targets, tensors={"alpha_pos": alpha_pos, "alpha_neg": alpha_neg},
         scalars={"gamma": gamma}, reduce_sum=reduction != "none",
     )
-    if reduction == "none":
-        return loss.to(probs.dtype)
-    return finish_reduction(
-        loss, reduction, lambda: count_elements(probs, targets, None), None, False, probs.dtype
-    )
+    return reduce_elementwise(loss, reduction, probs, targets, None)

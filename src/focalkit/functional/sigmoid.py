@@ -20,11 +20,10 @@ from .._checks import (
     class_vector,
     describe,
 )
-from .._targets import count_elements
 from ..errors import argument_error, type_error
 from ..semantics import check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._reduction import check_normalizer, finish_reduction
+from ._reduction import check_normalizer, reduce_elementwise
 
 __all__ = ["sigmoid_focal_loss", "check_sigmoid_targets", "check_sigmoid_target_values"]
 
@@ -175,13 +174,4 @@ def sigmoid_focal_loss(
         loss = loss * weight
         if reduction != "none":
             loss = loss.sum()
-    if reduction == "none":
-        return loss.to(inputs.dtype)
-    return finish_reduction(
-        loss,
-        reduction,
-        lambda: count_elements(inputs, targets, index_ignore),
-        normalizer,
-        sync_normalizer,
-        inputs.dtype,
-    )
+    return reduce_elementwise(loss, reduction, inputs, targets, index_ignore, normalizer, sync_normalizer)

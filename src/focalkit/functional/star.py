@@ -7,10 +7,9 @@ from torch import Tensor
 
 from .._autograd import focal_loss_op
 from .._checks import check_floating, check_gamma, check_ignore_index, check_number
-from .._targets import count_elements
 from ..semantics import check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._reduction import check_normalizer, finish_reduction
+from ._reduction import check_normalizer, reduce_elementwise
 from .sigmoid import check_sigmoid_targets
 
 __all__ = ["sigmoid_focal_loss_star"]
@@ -70,13 +69,4 @@ def sigmoid_focal_loss_star(
         "sigmoid_focal_star", inputs, targets, tensors={"alpha_pos": alpha_pos, "alpha_neg": alpha_neg},
         scalars={"gamma": gamma, "beta": beta}, ignore_index=index_ignore, reduce_sum=reduction != "none",
     )
-    if reduction == "none":
-        return loss.to(inputs.dtype)
-    return finish_reduction(
-        loss,
-        reduction,
-        lambda: count_elements(inputs, targets, index_ignore),
-        normalizer,
-        sync_normalizer,
-        inputs.dtype,
-    )
+    return reduce_elementwise(loss, reduction, inputs, targets, index_ignore, normalizer, sync_normalizer)

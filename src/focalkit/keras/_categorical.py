@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import keras
 from keras import ops
 
+from focalkit.errors import argument_error, type_error
 from focalkit.keras._binary import _compute_float, _tiny
-from focalkit.keras._checks import check_alpha, check_class_count, check_gamma, check_label_smoothing
+from focalkit.keras._checks import (
+    check_alpha,
+    check_class_count,
+    check_gamma,
+    check_label_smoothing,
+    check_shape_broadcasts_to,
+    either,
+    mark_invalid,
+    sparse_class_indices,
+    to_tensor,
+    unit_interval,
+)
 from focalkit.keras._loss_object import FocalLossObject
 from focalkit.keras._math import (
     categorical_terms_from_logits,
@@ -79,9 +92,22 @@ def categorical_focal_loss(
     gamma = check_gamma(gamma)
     alpha = check_alpha(alpha, negative_disables=False)
     label_smoothing = check_label_smoothing(label_smoothing)
+    raw_true, raw_pred = y_true, y_pred
     y_pred, in_dtype = _compute_float(y_pred)
-    y_true = ops.cast(y_true, y_pred.dtype)
-    y_pred, y_true = _class_last(y_pred, axis), _class_last(y_true, axis)
+    y_true = ops.cast(to_tensor("y_true", y_true), y_pred.dtype)
+    check_shape_broadcasts_to("y_true", y_true.shape, y_pred.shape, "y_pred's shape")
+    # values: checked where readable (raise); else the invalid entries are replaced by valid ones and give NaN
+    invalid = unit_interval("y_true", raw_true, y_true)
+    if invalid is not None:
+        y_true = ops.where(invalid, ops.zeros_like(y_true), y_true)
+    if not from_logits:
+        invalid_p = unit_interval("y_pred", raw_pred, y_pred)
+        if invalid_p is not None:
+            y_pred = ops.where(invalid_p, ops.full_like(y_pred, 0.5), y_pred)
+        invalid = either(invalid, invalid_p)
+    if invalid is not None:
+        invalid = ops.broadcast_to(invalid, ops.shape(y_pred))
+    y_pred, y_true = _class_last(y_pred, axis), _class_last(ops.broadcast_to(y_true, ops.shape(y_pred)), axis)
     num_classes = y_pred.shape[-1]
     check_class_count("y_pred", num_classes, alpha, minimum=2 if from_logits else 1)
     if label_smoothing:
@@ -94,7 +120,10 @@ def categorical_focal_loss(
     weights = y_true
     if alpha is not None:
         weights = weights * ops.convert_to_tensor(alpha, dtype=y_pred.dtype)
-    return ops.sum(weights * terms, axis=-1)
+    terms = weights * terms
+    if invalid is not None:
+        terms = mark_invalid(terms, _class_last(invalid, axis))
+    return ops.sum(terms, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
@@ -140,18 +169,41 @@ def sparse_categorical_focal_loss(
     """
     gamma = check_gamma(gamma)
     alpha = check_alpha(alpha, negative_disables=False)
+    if ignore_class is not None and (not isinstance(ignore_class, numbers.Integral) or isinstance(ignore_class, bool)):
+        raise type_error("ignore_class", "an integer or None", repr(ignore_class))
+    raw_true, raw_pred = y_true, y_pred
     y_pred, in_dtype = _compute_float(y_pred)
     y_pred = _class_last(y_pred, axis)
     num_classes = y_pred.shape[-1]
     check_class_count("y_pred", num_classes, alpha, minimum=2 if from_logits else 1)
-    y_true = ops.convert_to_tensor(y_true)
+    y_true = to_tensor("y_true", y_true, allow_bool=False)
     if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == 1:
         y_true = ops.squeeze(y_true, axis=-1)
-    y_true = ops.cast(y_true, "int32")
+    if len(y_true.shape) != len(y_pred.shape) - 1 or any(
+        t is not None and p is not None and t != p for t, p in zip(y_true.shape, y_pred.shape[:-1], strict=False)
+    ):
+        raise argument_error(
+            "y_true", f"class indices of shape {tuple(y_pred.shape[:-1])} (y_pred's shape without the class axis)",
+            tuple(y_true.shape),
+        )
+    # values: checked where readable (raise); else invalid labels give NaN (and index class 0 meanwhile)
+    invalid = None
+    if num_classes is not None:
+        invalid = sparse_class_indices("y_true", raw_true, y_true, num_classes, ignore_class)
+    if not from_logits:
+        invalid_p = unit_interval("y_pred", raw_pred, y_pred)
+        if invalid_p is not None:
+            y_pred = ops.where(invalid_p, ops.full_like(y_pred, 0.5), y_pred)
+            invalid = either(invalid, ops.any(invalid_p, axis=-1))
     valid = None
     if ignore_class is not None:
-        valid = ops.not_equal(y_true, int(ignore_class))
-        y_true = ops.where(valid, y_true, ops.zeros_like(y_true))
+        valid = ops.not_equal(y_true, ops.cast(ignore_class, y_true.dtype))
+    y_true = ops.cast(y_true, "int32")
+    usable = valid
+    if invalid is not None:
+        usable = ops.logical_not(invalid) if usable is None else ops.logical_and(usable, ops.logical_not(invalid))
+    if usable is not None:
+        y_true = ops.where(usable, y_true, ops.zeros_like(y_true))
     onehot = ops.one_hot(y_true, ops.shape(y_pred)[-1], dtype="bool")
     if from_logits:
         loss = sparse_terms_from_logits(y_pred, onehot, gamma)
@@ -167,8 +219,9 @@ def sparse_categorical_focal_loss(
         loss = a * loss
     if valid is not None:
         loss = ops.where(valid, loss, ops.zeros_like(loss))
-        if _set_keras_mask is not None:
-            _set_keras_mask(loss, mask=valid)
+    loss = mark_invalid(loss, invalid)
+    if valid is not None and _set_keras_mask is not None:
+        _set_keras_mask(loss, mask=valid)
     return loss
 
 

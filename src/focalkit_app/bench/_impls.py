@@ -63,46 +63,35 @@ def _focalkit_sigmoid() -> Callable:
     return lambda x, t: focalkit.sigmoid_focal_loss(x, t, alpha=ALPHA, gamma=GAMMA, reduction="sum")
 
 
-def _without_value_checks(make: Callable[[], Callable]) -> Callable[[], Callable]:
-    """The public function with focalkit's host-side value checks off (the CPU kernel still counts bad targets)."""
+def _with_setting(setting: str, value: str) -> Callable[[Callable[[], Callable]], Callable[[], Callable]]:
+    """The public function called with one of focalkit's global settings (``set_<setting>``) changed."""
 
-    def build() -> Callable:
-        import focalkit
+    def wrap(make: Callable[[], Callable]) -> Callable[[], Callable]:
+        def build() -> Callable:
+            import focalkit
 
-        fn = make()
+            fn = make()
+            get, put = getattr(focalkit, f"get_{setting}"), getattr(focalkit, f"set_{setting}")
 
-        def call(x: Tensor, t: Tensor) -> Tensor:
-            previous = focalkit.get_value_checks()
-            focalkit.set_value_checks("never")
-            try:
-                return fn(x, t)
-            finally:
-                focalkit.set_value_checks(previous)
+            def call(x: Tensor, t: Tensor) -> Tensor:
+                previous = get()
+                put(value)
+                try:
+                    return fn(x, t)
+                finally:
+                    put(previous)
 
-        return call
+            return call
 
-    return build
+        return build
+
+    return wrap
 
 
-def _with_stored_gradient(make: Callable[[], Callable]) -> Callable[[], Callable]:
-    """The public function in gradient mode "store": the forward pass computes and saves the gradient."""
-
-    def build() -> Callable:
-        import focalkit
-
-        fn = make()
-
-        def call(x: Tensor, t: Tensor) -> Tensor:
-            previous = focalkit.get_gradient_mode()
-            focalkit.set_gradient_mode("store")
-            try:
-                return fn(x, t)
-            finally:
-                focalkit.set_gradient_mode(previous)
-
-        return call
-
-    return build
+# the host-side value checks off (the CPU kernel still counts bad targets)
+_without_value_checks = _with_setting("value_checks", "never")
+# gradient mode "store": the forward pass computes and saves the gradient
+_with_stored_gradient = _with_setting("gradient_mode", "store")
 
 
 def _focalkit_softmax() -> Callable:

@@ -571,7 +571,7 @@ def check_bench_args(args: argparse.Namespace) -> Path:
         known = list(dict.fromkeys(i.name for op in ops for i in impls_for(op)))
         unknown = [n for n in args.impls if n not in known]
         if unknown:
-            raise argument_error("--impls", f"names of {' / '.join(ops)} implementations ({', '.join(known)})",
+            raise argument_error("--impls", f"names of {' / '.join(ops)} implementations ({', '.join(map(repr, known))})",
                                  unknown)
     name = str(args.name)
     if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or os.sep in name or "\0" in name:

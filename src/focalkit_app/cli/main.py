@@ -27,9 +27,16 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+def _version() -> str:
+    import focalkit
+
+    return focalkit.__version__
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; only ``command``'s module is imported (to add its arguments)."""
     parser = OneLineParser(prog="focalkit", description="Focal loss, exact and measured.")
+    parser.add_argument("--version", action="version", version=f"focalkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, add_name, _, help_text) in _SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -47,7 +54,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in _SUBCOMMANDS else None
-    args = build_parser(command).parse_args(argv)
+    parser = build_parser(command)
+    if command is None and argv[:1] not in (["-h"], ["--help"], ["--version"]):
+        parser.error(f"COMMAND: expected one of {', '.join(_SUBCOMMANDS)}, got {repr(argv[0]) if argv else 'nothing'}")
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # reported as the sub-command's error: they were meant for its options
+        print(f"focalkit {args.command}: error: arguments: expected the options listed by 'focalkit {args.command} "
+              f"--help', got unrecognized {' '.join(extras)}", file=sys.stderr)
+        return 2
     missing = getattr(args, "_missing", None)
     if missing:
         print(missing, file=sys.stderr)
