@@ -23,6 +23,10 @@ Functions (the logic) and modules (thin shells):
 ``softmax_focal_loss``                 focal loss over a softmax, conventions of ``F.cross_entropy``
 ``binary_focal_loss``                  focal loss from probabilities
 ``sigmoid_focal_loss_star``            FL* (paper, Appendix A)
+``quality_focal_loss``                 Quality Focal Loss (Generalized Focal Loss), mmdetection conventions
+``varifocal_loss``                     Varifocal Loss (VarifocalNet); mmdetection's or, with ``labels=``, YOLO's
+``gaussian_focal_loss``                CornerNet / CenterNet heatmap focal loss, from logits or probabilities
+``distribution_focal_loss``            Distribution Focal Loss (GFL; mmdetection, YOLOv8 ``DFLoss``)
 ``class_balanced_weights``             Cui et al. 2019 weights from class counts
 ``prior_bias`` / ``init_prior_bias_``  the paper's prior-probability bias initialisation
 =====================================  ==========================================================================
@@ -43,6 +47,10 @@ _LAZY = {
     "softmax_focal_loss": "focalkit.functional",
     "binary_focal_loss": "focalkit.functional",
     "sigmoid_focal_loss_star": "focalkit.functional",
+    "quality_focal_loss": "focalkit.functional",
+    "varifocal_loss": "focalkit.functional",
+    "gaussian_focal_loss": "focalkit.functional",
+    "distribution_focal_loss": "focalkit.functional",
     "class_balanced_weights": "focalkit.imbalance",
     "prior_bias": "focalkit.imbalance",
     "init_prior_bias_": "focalkit.imbalance",
@@ -55,6 +63,10 @@ _LAZY = {
     "SigmoidFocalLoss": "focalkit.nn",
     "SigmoidFocalLossStar": "focalkit.nn",
     "SoftmaxFocalLoss": "focalkit.nn",
+    "QualityFocalLoss": "focalkit.nn",
+    "VarifocalLoss": "focalkit.nn",
+    "GaussianFocalLoss": "focalkit.nn",
+    "DistributionFocalLoss": "focalkit.nn",
 }
 _SUBMODULES = (
     "adaptive", "backends", "functional", "gradient_mode", "imbalance", "nn", "reference", "semantics", "value_checks",
@@ -62,25 +74,33 @@ _SUBMODULES = (
 
 __all__ = [
     "BinaryFocalLoss",
+    "DistributionFocalLoss",
     "FocalKitError",
     "FocalLoss",
+    "GaussianFocalLoss",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "QualityFocalLoss",
     "SigmoidFocalLoss",
     "SigmoidFocalLossStar",
     "SoftmaxFocalLoss",
+    "VarifocalLoss",
     "binary_focal_loss",
     "class_balanced_weights",
+    "distribution_focal_loss",
+    "gaussian_focal_loss",
     "get_gradient_mode",
     "get_value_checks",
     "init_prior_bias_",
     "prior_bias",
+    "quality_focal_loss",
     "reference",
     "set_gradient_mode",
     "set_value_checks",
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_star",
     "softmax_focal_loss",
+    "varifocal_loss",
 ]
 
 
@@ -103,8 +123,27 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what static tools see; at run time the names above load lazily
     from . import reference
-    from .functional import binary_focal_loss, sigmoid_focal_loss, sigmoid_focal_loss_star, softmax_focal_loss
+    from .functional import (
+        binary_focal_loss,
+        distribution_focal_loss,
+        gaussian_focal_loss,
+        quality_focal_loss,
+        sigmoid_focal_loss,
+        sigmoid_focal_loss_star,
+        softmax_focal_loss,
+        varifocal_loss,
+    )
     from .imbalance import class_balanced_weights, init_prior_bias_, prior_bias
-    from .nn import BinaryFocalLoss, FocalLoss, SigmoidFocalLoss, SigmoidFocalLossStar, SoftmaxFocalLoss
+    from .nn import (
+        BinaryFocalLoss,
+        DistributionFocalLoss,
+        FocalLoss,
+        GaussianFocalLoss,
+        QualityFocalLoss,
+        SigmoidFocalLoss,
+        SigmoidFocalLossStar,
+        SoftmaxFocalLoss,
+        VarifocalLoss,
+    )
     from .gradient_mode import get_gradient_mode, set_gradient_mode
     from .value_checks import get_value_checks, set_value_checks

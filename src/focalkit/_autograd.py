@@ -100,7 +100,8 @@ def _setup_context(spec: LossOp, ctx, inputs, output, *, eager: bool = False) ->
     if compute_grad:
         ctx.save_for_backward(output[1])
         ctx.tensors = ()
-    elif eager:  # the per-class vectors (C values each, made by focalkit, no autograd history) ride on the context
+    elif eager:  # the per-class vectors (C values each, made by focalkit, no autograd history) ride on the context,
+        # as do an op's element_args (the caller's detached per-element scores / labels, held by the caller anyway)
         ctx.save_for_backward(logits, targets, scalar_tensor)
         ctx.tensors = tuple(tensors)
     else:
@@ -219,6 +220,8 @@ def _scalars_for_compile(values: Sequence[float | Tensor]) -> Tensor:
             parts.append(value.detach().to(device="cpu", dtype=torch.float64).reshape(()))
         else:
             parts.append(torch.ones((), dtype=torch.float64) * value)
+    if not parts:  # an op without scalar arguments (distribution_focal)
+        return torch.zeros(0, dtype=torch.float64)
     return torch.stack(parts)
 
 

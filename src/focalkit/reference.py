@@ -9,6 +9,9 @@ front-ends.
 Each function returns *per-element* losses (no reduction) as a float64 tensor and is differentiable with autograd,
 so reference gradients are ``torch.autograd.grad(reference.f(x, ...).sum(), x)`` with ``x`` in float64.
 
+The detection family (quality focal, varifocal, Gaussian focal and distribution focal loss) follows the same rules;
+each function names its paper and the formula it writes out.
+
 Reference:
     T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection." ICCV 2017,
     arXiv:1708.02002. Equations (1)-(5), Appendix A (FL*) and Appendix B (gradient).
@@ -25,9 +28,13 @@ from torch import Tensor
 __all__ = [
     "alpha_t",
     "binary_focal_loss",
+    "distribution_focal_loss",
+    "gaussian_focal_loss",
+    "quality_focal_loss",
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_star",
     "softmax_focal_loss",
+    "varifocal_loss",
 ]
 
 AlphaLike = float | Sequence[float] | Tensor | None
@@ -141,3 +148,83 @@ def softmax_focal_loss(
         q = q * valid.unsqueeze(-1)
         q = q.movedim(-1, 1)
     return (q * term).sum(dim=1)
+
+
+# ---------------------------------------------------------------------------------------------- detection family
+def _bce_with_logits(x: Tensor, y: Tensor) -> Tensor:
+    """BCE(sigmoid(x), y) = -y log p - (1 - y) log(1 - p), with log p = logsigmoid(x), log(1 - p) = logsigmoid(-x)."""
+    return -(y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x))
+
+
+def quality_focal_loss(x: Tensor, y: Tensor, beta: float = 2.0) -> Tensor:
+    """Quality Focal Loss per element, float64: QFL = |y - p|^beta BCE(p, y), p = sigmoid(x), quality y in [0, 1].
+
+    Li et al. 2020 ("Generalized Focal Loss", eq. 5): QFL(sigma) = -|y - sigma|^beta ((1 - y) log(1 - sigma)
+    + y log sigma). y - p is evaluated as y (1 - p) - (1 - y) p with 1 - p = sigmoid(-x) (the same number, without
+    the rounding of 1 - p near p = 1).
+    """
+    x = _f64(x)
+    y = _f64(y)
+    p, one_minus_p = torch.sigmoid(x), torch.sigmoid(-x)
+    y_minus_p = y * one_minus_p - (1 - y) * p
+    return y_minus_p.abs() ** beta * _bce_with_logits(x, y)
+
+
+def varifocal_loss(
+    x: Tensor, q: Tensor, alpha: float = 0.75, gamma: float = 2.0, iou_weighted: bool = True,
+    labels: Tensor | None = None,
+) -> Tensor:
+    """Varifocal Loss per element, float64 (Zhang et al. 2021, VarifocalNet, eq. 2).
+
+    VFL(p, q) = -q (q log p + (1 - q) log(1 - p)) for q > 0 and -alpha p^gamma log(1 - p) for q = 0, i.e.
+    w BCE(p, q) with w = q (or 1 without ``iou_weighted``) on positives and alpha p^gamma on negatives.
+    With ``labels`` (YOLO-style), positives are the elements whose label is 1 and the weight is
+    alpha p^gamma (1 - label) + w label, with the same BCE(p, q).
+    """
+    x = _f64(x)
+    q = _f64(q)
+    label = (q > 0).to(torch.float64) if labels is None else _f64(labels)
+    positive_weight = q if iou_weighted else torch.ones_like(q)
+    weight = label * positive_weight + (1 - label) * alpha * torch.sigmoid(x) ** gamma
+    return weight * _bce_with_logits(x, q)
+
+
+def gaussian_focal_loss(
+    x: Tensor, y: Tensor, alpha: float = 2.0, beta: float = 4.0, *, from_logits: bool = True
+) -> Tensor:
+    """Gaussian focal loss (CornerNet / CenterNet heatmaps) per element, float64.
+
+    Law & Deng 2018 (CornerNet, eq. 1), Zhou et al. 2019 (CenterNet):
+    L = -(1 - p)^alpha log p where y = 1 (a peak), L = -(1 - y)^beta p^alpha log(1 - p) elsewhere; the sum is divided
+    by the number of peaks. ``x`` are logits (p = sigmoid(x)) or, with ``from_logits=False``, probabilities.
+    """
+    x = _f64(x)
+    y = _f64(y)
+    if from_logits:
+        p, one_minus_p = torch.sigmoid(x), torch.sigmoid(-x)
+        log_p, log_one_minus_p = F.logsigmoid(x), F.logsigmoid(-x)
+    else:
+        p, one_minus_p = x, 1 - x
+        log_p, log_one_minus_p = torch.log(x), torch.log1p(-x)
+    peak = y == 1
+    positive = -(one_minus_p**alpha) * log_p
+    negative = -((1 - y) ** beta) * p**alpha * log_one_minus_p
+    return torch.where(peak, positive, negative)
+
+
+def distribution_focal_loss(x: Tensor, y: Tensor) -> Tensor:
+    """Distribution Focal Loss per row, float64 (Li et al. 2020, "Generalized Focal Loss", eq. 6).
+
+    x: (N, n + 1, d1, ...) logits over the bins 0..n; y: (N, d1, ...) continuous targets in [0, n], clamped to
+    [0, n - 0.01] (focalkit's convention, as YOLOv8) so that y_{i+1} = y_i + 1 stays a bin.
+    DFL = -((y_{i+1} - y) log S_i + (y - y_i) log S_{i+1}), y_i = floor(y), S = softmax(x) along dim 1.
+    """
+    x = _f64(x)
+    n = x.shape[1] - 1
+    y = _f64(y).clamp(0, n - 0.01)
+    left = y.floor()
+    right = left + 1
+    log_s = torch.log_softmax(x, dim=1)
+    log_s_left = log_s.gather(1, left.long().unsqueeze(1)).squeeze(1)
+    log_s_right = log_s.gather(1, right.long().unsqueeze(1)).squeeze(1)
+    return -((right - y) * log_s_left + (y - left) * log_s_right)

@@ -14,6 +14,9 @@ argument           meaning
                    [0, 1] multiplying every term. Either may instead be a per-class sequence of values in [0, 1].
 ``reduction``      ``"none"`` | ``"mean"`` | ``"sum"``
 ``label_smoothing``  a number in [0, 1]
+``beta``           detection family: the exponent of |y - p| (quality focal) or of 1 - y (Gaussian focal), a
+                   finite real >= 0; ``alpha`` of the varifocal / Gaussian focal loss is a finite real >= 0
+``from_logits``    a flag (a bool), as is ``iou_weighted``
 =================  ===========================================================================================
 
 Python numbers are accepted as they are; a front-end converts its own 0-d arrays (a 0-d ``torch.Tensor``) to a
@@ -36,6 +39,7 @@ from .errors import argument_error, type_error
 __all__ = [
     "LOG_SPACE_BELOW",
     "REDUCTIONS",
+    "check_bool",
     "check_choice",
     "check_gamma",
     "check_label_smoothing",
@@ -110,6 +114,18 @@ def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise argument_error(name, f"one of {tuple(allowed)}", repr(value))
     return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    """A flag (``iou_weighted``, ``from_logits``): a Python bool (NumPy's ``bool_`` too); numbers are refused.
+
+    Example:
+        >>> check_bool("from_logits", True)
+        True
+    """
+    if type(value).__name__ not in ("bool", "bool_"):
+        raise type_error(name, "a bool", repr(value))
+    return bool(value)
 
 
 def check_label_smoothing(value: object) -> float:

@@ -16,7 +16,8 @@ that returns, from one pass over the data,
 
 Arguments: ``logits`` (N, C, d1, ...) floating point; ``targets`` float of the logits' shape or int64 class indices
 of shape (N, d1, ...); tensor args are float vectors of length C on the logits' device (or None: absent); scalar
-args are Python floats; ``ignore_index`` is an int (index targets only) or None. Every value is computed in
+args are Python floats; ``ignore_index`` is an int (index targets only) or None. An op's ``element_args`` are
+per-element float tensors of the targets' shape instead of per-class vectors. Every value is computed in
 float32 at least, whatever the input dtype. ``docs/CONTRACT.md`` gives each op's per-element formula; the float64
 specification is :mod:`focalkit.reference`.
 
@@ -43,6 +44,9 @@ class LossOp:
         per_row: the loss reduces the class dim 1 (softmax): its shape is the logits' without dim 1, and the chain
             rule broadcasts the incoming gradient along dim 1.
         summary: one line for readers and error messages.
+        element_args: the names among ``tensor_args`` that are per-element tensors of the targets' shape (the
+            quality scores of index targets, the labels of the varifocal loss) instead of per-class vectors. Like
+            the per-class vectors they are constants for autograd (no gradient flows into them).
     """
 
     name: str
@@ -50,6 +54,7 @@ class LossOp:
     scalar_args: tuple[str, ...]
     per_row: bool
     summary: str
+    element_args: tuple[str, ...] = ()
 
 
 OPS: dict[str, LossOp] = {
@@ -74,6 +79,28 @@ OPS: dict[str, LossOp] = {
         LossOp(
             "sigmoid_focal_star", ("alpha_pos", "alpha_neg"), ("gamma", "beta"), False,
             "FL* = -a_t log(sigmoid(gamma x_t + beta)) / gamma",
+        ),
+        LossOp(
+            "quality_focal", ("scores",), ("beta",), False,
+            "|y - p|^beta BCE(sigmoid(x), y); float quality targets, or class indices with per-row scores",
+            element_args=("scores",),
+        ),
+        LossOp(
+            "varifocal", ("labels",), ("alpha", "gamma", "iou_weighted"), False,
+            "(l q^iw + (1 - l) alpha p^gamma) BCE(sigmoid(x), q); l = q > 0, or the given labels",
+            element_args=("labels",),
+        ),
+        LossOp(
+            "gaussian_focal", (), ("alpha", "beta"), False,
+            "-(1 - p)^alpha log p at peaks (y = 1), -(1 - y)^beta p^alpha log(1 - p) elsewhere; p = sigmoid(x)",
+        ),
+        LossOp(
+            "gaussian_focal_probs", (), ("alpha", "beta"), False,
+            "the Gaussian focal loss from probabilities p",
+        ),
+        LossOp(
+            "distribution_focal", (), (), True,
+            "(y_r - y) CE(x, y_l) + (y - y_l) CE(x, y_r) over the bins along dim 1; float targets (N, d1, ...)",
         ),
     )
 }

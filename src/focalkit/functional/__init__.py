@@ -1,6 +1,7 @@
 """The focal-loss functions: validate the arguments, call the autograd layer, reduce.
 
-Each loss is one module here (``sigmoid``, ``softmax``, ``binary``, ``star``); its math lives in the PyTorch back-end
+Each loss is one module here (``sigmoid``, ``softmax``, ``binary``, ``star``, and the detection family
+``quality``, ``varifocal``, ``gaussian``, ``distribution``); its math lives in the PyTorch back-end
 (:mod:`focalkit.backends.pytorch`), its fused kernels in the other back-ends, its specification in
 :mod:`focalkit.reference`. The same names are exported from :mod:`focalkit`.
 
@@ -12,8 +13,21 @@ Example:
 """
 
 from .binary import binary_focal_loss
+from .distribution import distribution_focal_loss
+from .gaussian import gaussian_focal_loss
+from .quality import quality_focal_loss
 from .sigmoid import sigmoid_focal_loss
 from .softmax import softmax_focal_loss
 from .star import sigmoid_focal_loss_star
+from .varifocal import varifocal_loss
 
-__all__ = ["binary_focal_loss", "sigmoid_focal_loss", "sigmoid_focal_loss_star", "softmax_focal_loss"]
+__all__ = [
+    "binary_focal_loss",
+    "distribution_focal_loss",
+    "gaussian_focal_loss",
+    "quality_focal_loss",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_star",
+    "softmax_focal_loss",
+    "varifocal_loss",
+]

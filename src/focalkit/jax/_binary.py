@@ -65,13 +65,17 @@ def _terms(p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float, order: int
     inv_p = jnp.where(p_in, 1.0 / p_hat, 0.0)
     inv_q = jnp.where(q_in, 1.0 / q_hat, 0.0)
     b1_flat = (1 - y) * inv_q - y * inv_p
-    b2 = (1 - y) * inv_q * inv_q + (y * inv_p) * inv_p
     b_py = -inv_q - inv_p
+
+    def weighted_b2(weight: jnp.ndarray) -> jnp.ndarray:
+        # weight * B2, multiplied in an order that does not overflow where the product is representable
+        return ((weight * (1 - y)) * inv_q) * inv_q + ((weight * y) * inv_p) * inv_p
+
     if g == 0.0:
-        out["dxx"], out["dxy"], out["dyy"] = b2, b_py, jnp.zeros_like(u)
+        out["dxx"], out["dxy"], out["dyy"] = weighted_b2(jnp.ones_like(u)), b_py, jnp.zeros_like(u)
         return out
     u_gm1 = jnp.maximum(u, tiny) ** (g - 1)
-    out["dxx"] = u_gm1 * (g * (g - 1) * s * s * bce_u + 2 * g * s * b1_flat) + u_g * b2
+    out["dxx"] = u_gm1 * (g * (g - 1) * s * s * bce_u) + (u_gm1 * (2 * g * s)) * b1_flat + weighted_b2(u_g)
     out["dxy"] = u_gm1 * (-2 * g * bce + g * (g - 1) * s * w * bce_u + g * s * b_y + g * w * b1_flat) + u_g * b_py
     out["dyy"] = u_gm1 * (g * (g - 1) * w * w * bce_u + 2 * g * w * b_y)
     return out

@@ -82,7 +82,8 @@ def _terms(x: jnp.ndarray, y: jnp.ndarray, gamma: float, order: int) -> dict[str
         return jnp.where(ce_pos, jnp.log(jnp.where(ce_pos, ce, 1.0)), -jnp.inf) - log_u
 
     ce_u = _ratio(ce, u, big, lambda: jnp.exp(log_ce_minus_log_u()))
-    out["dx"] = u_g * (e + g * s * r * ce)
+    # r is multiplied in last: r may be near float32's underflow while r times the rest is still a normal number
+    out["dx"] = u_g * (e + r * (g * s * ce))
     out["dy"] = u_g * (g * w * ce_u - x)
     if order < 2:
         return out
@@ -92,8 +93,8 @@ def _terms(x: jnp.ndarray, y: jnp.ndarray, gamma: float, order: int) -> dict[str
     log_1my = jnp.where(neg, jnp.log1p(-jnp.where(neg, y, 0.0)), -jnp.inf)
     e_u = _ratio(e, u, big, lambda: jnp.tanh(0.5 * ((log_1my + log_p) - (log_y + log_q))))
     u_gm1 = jnp.where(big, u_safe ** (g - 1), jnp.exp((g - 1) * log_u))
-    out["dxx"] = u_g * (p * q + 2 * g * s * r * e + g * s * r * w * ce + g * (g - 1) * (s * r) ** 2 * ce)
-    out["dxy"] = u_g * (g * w * e_u + g * (g - 1) * s * r * w * ce_u - 1 - 2 * g * r * ce - g * s * r * x)
+    out["dxx"] = u_g * (p * q + r * (2 * g * s * e + g * s * w * ce) + r * (r * (g * (g - 1) * s * s * ce)))
+    out["dxy"] = u_g * (g * w * e_u - 1 + r * (g * (g - 1) * s * w * ce_u - 2 * g * ce - g * s * x))
     out["dyy"] = u_gm1 * (g * (g - 1) * w * w * ce_u - 2 * g * x * w)
     return out
 

@@ -76,19 +76,21 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(_normalise(message, self.prog))}\n")
 
 
-def int_type(low: int | None = None, high: int | None = None, *, what: str = "an integer"):
-    """argparse ``type=`` for integers in [low, high] (either bound may be None); ``high`` may be a callable."""
+def int_type(low: int | None = None, high=None, *, note: str = ""):
+    """argparse ``type=`` for integers in [low, high] (either bound may be None); ``high`` may be a callable; ``note``
+    is appended to the expectation (e.g. what the bound is)."""
 
     def parse(text: str) -> int:
         hi = high() if callable(high) else high
         if low is not None and hi is not None:
-            expected = f"{what} in [{low}, {hi}]"
+            expected = f"an integer in [{low}, {hi}]"
         elif low is not None:
-            expected = f"{what} >= {low}"
+            expected = f"an integer >= {low}"
         elif hi is not None:
-            expected = f"{what} <= {hi}"
+            expected = f"an integer <= {hi}"
         else:
-            expected = what
+            expected = "an integer"
+        expected += f" {note}" if note else ""
         try:
             value = int(text.strip())
         except ValueError:

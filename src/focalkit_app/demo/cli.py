@@ -22,7 +22,7 @@ MAX_SEEDS = 100  # more would hold every split in memory for hours of runs
 MAX_SEED = 2**31 - 1  # seed + fold must stay a valid NumPy / scikit-learn seed (< 2**32)
 
 _positive_int = int_type(1)
-_threads = int_type(1, available_cpus, what="an integer (at most the CPUs available)")
+_threads = int_type(1, available_cpus, note="(at most the CPUs available)")
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="CSV, Parquet or .npz file (arrays X and y in .npz)")
     parser.add_argument("--target", default=None,
                         help="label column (CSV / Parquet; required there) or array name in .npz (default y)")
-    parser.add_argument("--folds", type=_positive_int, default=5, help="stratified folds (default 5)")
+    parser.add_argument("--folds", type=int_type(2), default=5, help="stratified folds, >= 2 (default 5)")
     parser.add_argument("--epochs", type=_positive_int, default=60, help="training epochs per fold (default 60)")
     parser.add_argument("--tune", action="store_true",
                         help="search gamma, alpha and beta with Optuna on inner validation splits")

@@ -204,9 +204,19 @@ def load_table(data: str | Path, target: str | None) -> Table:
         x, labels, feature_names = _frame_to_arrays(frame, target, path)
     if x.shape[0] == 0:
         raise invalid_arg(f"--data: expected at least one row, got 0 in {str(path)!r}")
+    values = np.asarray(labels)
+    if values.dtype == object:  # e.g. a Parquet column of lists or structs
+        import datetime
+        import numbers
+
+        odd = next((v for v in values if not isinstance(v, (str, bytes, numbers.Number, np.generic, datetime.date))),
+                   None)
+        if odd is not None:
+            raise invalid_type(f"--target: expected labels that are numbers or strings, got a value of type "
+                               f"{type(odd).__name__}")
     try:
-        classes, y = np.unique(np.asarray(labels), return_inverse=True)
-    except TypeError as exc:  # e.g. a Parquet column of lists, or of mixed types
+        classes, y = np.unique(values, return_inverse=True)
+    except (TypeError, ValueError) as exc:  # e.g. mixed types
         raise invalid_type(f"--target: expected labels of one comparable type (numbers or strings), got values that "
                            f"cannot be sorted ({_one_line(exc)})") from None
     return Table(x.astype(np.float32), y.reshape(-1).astype(np.int64), tuple(str(c) for c in classes),

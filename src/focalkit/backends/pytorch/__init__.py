@@ -30,6 +30,11 @@ _OPS = {
     "softmax_focal_soft": ("softmax", "forward_soft", "differentiable_soft"),
     "binary_focal": ("binary", "forward", "differentiable"),
     "sigmoid_focal_star": ("star", "forward", "differentiable"),
+    "quality_focal": ("quality", "forward", "differentiable"),
+    "varifocal": ("varifocal", "forward", "differentiable"),
+    "gaussian_focal": ("gaussian", "forward", "differentiable"),
+    "gaussian_focal_probs": ("gaussian", "forward_probs", "differentiable_probs"),
+    "distribution_focal": ("distribution", "forward", "differentiable"),
 }
 
 
