@@ -371,6 +371,171 @@ def bad_arguments_raise_typed_errors() -> dict:
     return None
 
 
+# ---------- bad values and shapes: typed errors where readable, NaN where traced ----------
+
+X3 = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0]], dtype=np.float32)
+
+
+def _bad_value_cases(to_input: Callable[[np.ndarray], Any]) -> list:
+    """(call, error type, message prefix) for each class of bad value; inputs go through ``to_input``."""
+    from focalkit import InvalidArgumentError, InvalidTypeError
+
+    t = to_input
+    return [
+        (lambda: fk.sparse_categorical_focal_loss(t(np.array([0, 3])), t(X3), from_logits=True),
+         InvalidArgumentError, "y_true: expected class indices in [0, 2], got 3"),
+        (lambda: fk.sparse_categorical_focal_loss(t(np.array([0, -1])), t(X3), from_logits=True),
+         InvalidArgumentError, "y_true: expected class indices in [0, 2], got -1"),
+        (lambda: fk.sparse_categorical_focal_loss(t(np.array([255, 0])), t(X3), from_logits=True,
+                                                  alpha=[0.2, 0.3, 0.5]),
+         InvalidArgumentError, "y_true: expected class indices in [0, 2], got 255"),
+        (lambda: fk.sparse_categorical_focal_loss(t(np.array([0, 7])), t(X3), from_logits=True, ignore_class=255),
+         InvalidArgumentError, "y_true: expected class indices in [0, 2] or ignore_class=255, got 7"),
+        (lambda: fk.sparse_categorical_focal_loss(t(np.array([0.0, 1.5], np.float32)), t(X3), from_logits=True),
+         InvalidArgumentError, "y_true: expected integer class indices, got 1.5"),
+        (lambda: fk.SparseCategoricalFocalLoss(from_logits=True)(t(np.array([0, 3])), t(X3)),
+         InvalidArgumentError, "y_true: expected class indices in [0, 2], got 3"),
+        (lambda: fk.binary_focal_loss(t(np.array([[1.0, 0.0]], np.float32)), t(np.array([[1.5, -0.1]], np.float32))),
+         InvalidArgumentError, "y_pred: expected values in [0, 1], got values in [-0.1, 1.5]"),
+        (lambda: fk.binary_focal_loss(t(np.array([[1.5, 0.0]], np.float32)), t(np.array([[2.0, 1.0]], np.float32)),
+                                      from_logits=True),
+         InvalidArgumentError, "y_true: expected values in [0, 1], got values in [0, 1.5]"),
+        (lambda: fk.BinaryFocalLoss()(t(np.array([[1.0, 0.0]], np.float32)), t(np.array([[0.3, 1.5]], np.float32))),
+         InvalidArgumentError, "y_pred: expected values in [0, 1]"),
+        (lambda: fk.categorical_focal_loss(t(np.eye(3, dtype=np.float32)[:2]), t(np.array([[1.5, -0.5, 0.0]] * 2,
+                                                                                            np.float32))),
+         InvalidArgumentError, "y_pred: expected values in [0, 1]"),
+        (lambda: fk.categorical_focal_loss(t(np.array([[2.0, 0.0, 0.0]] * 2, np.float32)), t(X3), from_logits=True),
+         InvalidArgumentError, "y_true: expected values in [0, 1]"),
+        (lambda: fk.binary_focal_loss(t(np.ones((1, 3), np.float32)), t(np.full((1, 2), 0.5, np.float32))),
+         InvalidArgumentError, "y_true: expected a shape broadcastable to y_pred's shape (1, 2), got (1, 3)"),
+        (lambda: fk.sparse_categorical_focal_loss(t(np.array([0, 1, 2])), t(X3), from_logits=True),
+         InvalidArgumentError, "y_true: expected class indices of shape (2,)"),
+        (lambda: fk.categorical_focal_loss(np.array([["a", "b", "c"]] * 2), t(X3), from_logits=True),
+         InvalidTypeError, "y_true: expected a real-valued array"),
+        (lambda: fk.sparse_categorical_focal_loss(t(np.array([0, 1])), t(X3), ignore_class=1.5, from_logits=True),
+         InvalidTypeError, "ignore_class: expected an integer or None, got 1.5"),
+    ]
+
+
+def _expect_errors(cases: list) -> int:
+    for call, err, prefix in cases:
+        try:
+            call()
+        except err as e:
+            assert str(e).startswith(prefix), (prefix, str(e))
+        else:
+            raise AssertionError(f"no {err.__name__} for {prefix!r}")
+    return len(cases)
+
+
+@check
+def invalid_values_raise_typed_errors() -> dict:
+    """Values that can be read (NumPy inputs; eager tensors of the back-end on the CPU) are checked: out-of-range
+    class indices (also -1 and 255 without ignore_class, also with a per-class alpha), probabilities and targets
+    outside [0, 1], non-integer class indices, wrong shapes and types raise focalkit's typed errors."""
+    n = _expect_errors(_bad_value_cases(lambda a: a))
+    n += _expect_errors(_bad_value_cases(lambda a: ops.convert_to_tensor(a)))
+    # valid special values: ignore_class (inside or outside [0, C)), y_true of rank one less (Keras's convention)
+    per = to_np(fk.sparse_categorical_focal_loss(np.array([0, 255]), X3, from_logits=True, ignore_class=255))
+    assert per[1] == 0 and per[0] > 0, per
+    per = to_np(fk.sparse_categorical_focal_loss(np.array([0, 1]), X3, from_logits=True, ignore_class=1))
+    assert per[1] == 0 and per[0] > 0, per
+    got = to_np(fk.binary_focal_loss(np.array([1.0, 0.0], np.float32), np.array([[2.0], [-1.0]], np.float32),
+                                     from_logits=True))
+    want = to_np(fk.binary_focal_loss(np.array([[1.0], [0.0]], np.float32), np.array([[2.0], [-1.0]], np.float32),
+                                      from_logits=True))
+    assert got.shape == (2,) and np.allclose(got, want, rtol=1e-7), (got, want)
+    return {"cases": n}
+
+
+def _traced(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` compiled the way model.fit compiles a loss on this back-end (None where Keras runs eagerly)."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        graph = tf.function(fn, autograph=False)  # as Keras compiles its train step
+        return lambda *a: graph(*[tf.constant(v) for v in a])
+    if BACKEND == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return None
+
+
+def _nan_cases() -> list:
+    """(function of the inputs, inputs, expected NaN pattern of the per-sample losses)."""
+    yb = np.array([[1.0, 0.0], [1.0, 0.0], [0.3, 1.0]], np.float32)
+    pb = np.array([[0.6, 0.2], [0.6, 1.5], [0.5, 0.5]], np.float32)
+    return [
+        (lambda t, x: fk.sparse_categorical_focal_loss(t, x, from_logits=True),
+         (np.array([0, 3, -1, 2]), np.concatenate([X3, X3])), [False, True, True, False]),
+        (lambda t, x: fk.sparse_categorical_focal_loss(t, x, from_logits=True, alpha=[0.2, 0.3, 0.5],
+                                                       ignore_class=255),
+         (np.array([0, 3, 255, 2]), np.concatenate([X3, X3])), [False, True, False, False]),
+        (lambda t, x: fk.sparse_categorical_focal_loss(t, x, from_logits=True),
+         (np.array([0.0, 1.5, 1.0, 2.0], np.float32), np.concatenate([X3, X3])), [False, True, False, False]),
+        (lambda y, p: fk.binary_focal_loss(y, p), (yb, pb), [False, True, False]),
+        (lambda y, x: fk.binary_focal_loss(y, x, from_logits=True),
+         (np.array([[1.0, 0.0], [1.5, 0.0], [0.3, -0.2]], np.float32), pb), [False, True, True]),
+        (lambda q, p: fk.categorical_focal_loss(q, p),
+         (np.eye(3, dtype=np.float32)[[0, 1]], np.array([[0.5, 0.3, 0.2], [0.5, -0.1, 0.6]], np.float32)),
+         [False, True]),
+        (lambda t, p: fk.sparse_categorical_focal_loss(t, p),
+         (np.array([0, 1]), np.array([[0.5, 0.3, 0.2], [0.5, -0.1, 0.6]], np.float32)), [False, True]),
+    ]
+
+
+def _assert_nan_pattern(got: np.ndarray, pattern: list, what: str) -> None:
+    assert np.isnan(got).tolist() == pattern, (what, got)
+    assert np.all(np.isfinite(got[~np.array(pattern)])), (what, got)
+
+
+@check
+def invalid_values_give_nan_when_traced() -> dict:
+    """Where values cannot be read (the loss compiled as model.fit compiles it: tf.function on TensorFlow, jax.jit
+    on JAX), the samples with bad values give NaN and the others their loss; shape checks still raise. On every
+    back-end the same path is also run eagerly with value reading switched off (as for tensors on an accelerator).
+    model.fit with a bad label: NaN loss where Keras compiles the step, the typed error where it runs eagerly
+    (PyTorch back-end)."""
+    from focalkit import InvalidArgumentError
+    from focalkit.keras import _checks
+
+    ran = []
+    traced_any = False
+    for fn, inputs, pattern in _nan_cases():
+        traced = _traced(fn)
+        if traced is not None:
+            _assert_nan_pattern(to_np(traced(*inputs)), pattern, "traced")
+            traced_any = True
+        real = _checks.host_values
+        _checks.host_values = lambda value: None
+        try:
+            _assert_nan_pattern(to_np(fn(*inputs)), pattern, "unread")
+        finally:
+            _checks.host_values = real
+        ran.append(len(pattern))
+    traced = _traced(lambda t, x: fk.sparse_categorical_focal_loss(t, x, from_logits=True))
+    if traced is not None:
+        try:
+            traced(np.array([0, 1, 2]), X3)
+        except InvalidArgumentError as e:
+            assert str(e).startswith("y_true: expected class indices of shape (2,)"), str(e)
+        else:
+            raise AssertionError("no shape error under tracing")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss=fk.SparseCategoricalFocalLoss(from_logits=True))
+    try:
+        history = model.fit(X3, np.array([0, 3]), epochs=1, verbose=0).history["loss"]
+        fit = "nan"
+        assert BACKEND != "torch" and math.isnan(history[0]), (BACKEND, history)
+    except InvalidArgumentError as e:
+        fit = "raised"
+        assert BACKEND == "torch" and str(e).startswith("y_true: expected class indices in [0, 2], got 3"), str(e)
+    return {"cases": len(ran), "traced": traced_any, "fit_with_bad_label": fit}
+
+
 # ---------- Keras's own focal losses: where they agree and where they differ ----------
 
 

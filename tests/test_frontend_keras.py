@@ -47,6 +47,8 @@ CHECKS = [
     "serialisation_round_trip",
     "compile_fit_save_load",
     "bad_arguments_raise_typed_errors",
+    "invalid_values_raise_typed_errors",
+    "invalid_values_give_nan_when_traced",
     "keras_binary_focal_agrees_in_the_body",
     "keras_categorical_focal_agrees_in_the_body",
     "keras_clip_biases_tails_and_zeroes_gradients",

@@ -241,7 +241,8 @@ def focal_loss_op(
     Args:
         op: a name in :data:`focalkit.backends.contract.OPS`.
         logits, targets: already validated tensors.
-        tensors: the op's optional per-class vectors by name (missing or None: absent).
+        tensors: the op's optional per-class vectors (and per-element ``element_args``) by name (missing or None:
+            absent).
         scalars: the op's float hyper-parameters by name (all of them).
         ignore_index: index-target value to ignore, or None.
         reduce_sum: return the 0-d sum instead of unreduced losses.

@@ -14,11 +14,31 @@ from torch import Tensor, nn
 
 from ._checks import check_gamma, check_ignore_index, check_number, per_class_buffer, scalar_value
 from .errors import argument_error, type_error
-from .functional import binary_focal_loss, sigmoid_focal_loss, sigmoid_focal_loss_star, softmax_focal_loss
+from .functional import (
+    binary_focal_loss,
+    distribution_focal_loss,
+    gaussian_focal_loss,
+    quality_focal_loss,
+    sigmoid_focal_loss,
+    sigmoid_focal_loss_star,
+    softmax_focal_loss,
+    varifocal_loss,
+)
 from .functional._alpha import AlphaArg
-from .semantics import check_reduction, check_sigmoid_alpha, check_softmax_alpha
+from .functional.quality import QualityTargets
+from .semantics import check_bool, check_reduction, check_sigmoid_alpha, check_softmax_alpha
 
-__all__ = ["BinaryFocalLoss", "FocalLoss", "SigmoidFocalLoss", "SigmoidFocalLossStar", "SoftmaxFocalLoss"]
+__all__ = [
+    "BinaryFocalLoss",
+    "DistributionFocalLoss",
+    "FocalLoss",
+    "GaussianFocalLoss",
+    "QualityFocalLoss",
+    "SigmoidFocalLoss",
+    "SigmoidFocalLossStar",
+    "SoftmaxFocalLoss",
+    "VarifocalLoss",
+]
 
 
 def _store_alpha(module: nn.Module, alpha: AlphaArg, *, form: str = "sigmoid") -> None:
@@ -265,3 +285,108 @@ class FocalLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"form={self.form!r}, alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
+
+
+# ---------------------------------------------------------------------------------------------- detection family
+class QualityFocalLoss(nn.Module):
+    """Module form of :func:`focalkit.quality_focal_loss` (mmdetection's ``QualityFocalLoss`` with
+    ``use_sigmoid=True``; ``forward(pred, target, weight, avg_factor)`` maps to ``(inputs, targets, weight,
+    normalizer)``).
+
+    Example:
+        >>> criterion = QualityFocalLoss(beta=2.0)
+        >>> loss = criterion(torch.randn(4, 3), (torch.tensor([0, 3, 2, 1]), torch.rand(4)))
+    """
+
+    def __init__(self, beta: float = 2.0, reduction: str = "mean", *, ignore_index: int = -100) -> None:
+        super().__init__()
+        self.beta = check_number("beta", beta, minimum=0.0)
+        self.reduction = check_reduction(reduction)
+        self.ignore_index = check_ignore_index(ignore_index)
+
+    def forward(self, inputs: Tensor, targets: QualityTargets, weight: Tensor | None = None,
+                normalizer: Tensor | float | None = None) -> Tensor:
+        return quality_focal_loss(
+            inputs, targets, self.beta, self.reduction, weight=weight, normalizer=normalizer,
+            ignore_index=self.ignore_index,
+        )
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, reduction={self.reduction!r}"
+
+
+class VarifocalLoss(nn.Module):
+    """Module form of :func:`focalkit.varifocal_loss` (mmdetection's ``VarifocalLoss``; pass ``labels=`` to
+    ``forward`` for the YOLO-style form).
+
+    Example:
+        >>> criterion = VarifocalLoss(alpha=0.75, gamma=2.0)
+        >>> loss = criterion(torch.randn(4, 3), torch.rand(4, 3) * (torch.rand(4, 3) > 0.7))
+    """
+
+    def __init__(self, alpha: float = 0.75, gamma: float = 2.0, iou_weighted: bool = True,
+                 reduction: str = "mean") -> None:
+        super().__init__()
+        self.alpha = check_number("alpha", alpha, minimum=0.0)
+        self.gamma = check_gamma(gamma)
+        self.iou_weighted = check_bool("iou_weighted", iou_weighted)
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, inputs: Tensor, targets: Tensor, weight: Tensor | None = None,
+                normalizer: Tensor | float | None = None, *, labels: Tensor | None = None) -> Tensor:
+        return varifocal_loss(
+            inputs, targets, self.alpha, self.gamma, self.iou_weighted, self.reduction,
+            weight=weight, normalizer=normalizer, labels=labels,
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, iou_weighted={self.iou_weighted}, reduction={self.reduction!r}"
+
+
+class GaussianFocalLoss(nn.Module):
+    """Module form of :func:`focalkit.gaussian_focal_loss` (mmdetection's ``GaussianFocalLoss(alpha=2.0,
+    gamma=4.0)`` is ``GaussianFocalLoss(alpha=2.0, beta=4.0, from_logits=False)`` on its sigmoid output).
+
+    Example:
+        >>> criterion = GaussianFocalLoss(alpha=2.0, beta=4.0)
+        >>> heatmap = torch.zeros(1, 2, 4, 4); heatmap[0, 1, 2, 2] = 1.0
+        >>> loss = criterion(torch.randn(1, 2, 4, 4), heatmap)
+    """
+
+    def __init__(self, alpha: float = 2.0, beta: float = 4.0, reduction: str = "mean", *,
+                 from_logits: bool = True) -> None:
+        super().__init__()
+        self.alpha = check_number("alpha", alpha, minimum=0.0)
+        self.beta = check_number("beta", beta, minimum=0.0)
+        self.reduction = check_reduction(reduction)
+        self.from_logits = check_bool("from_logits", from_logits)
+
+    def forward(self, inputs: Tensor, targets: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
+        return gaussian_focal_loss(
+            inputs, targets, self.alpha, self.beta, self.reduction, from_logits=self.from_logits,
+            normalizer=normalizer,
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, beta={self.beta}, reduction={self.reduction!r}, from_logits={self.from_logits}"
+
+
+class DistributionFocalLoss(nn.Module):
+    """Module form of :func:`focalkit.distribution_focal_loss` (mmdetection's ``DistributionFocalLoss``, YOLOv8's
+    ``DFLoss`` with ``reg_max`` = the number of bins, inputs.shape[1]).
+
+    Example:
+        >>> criterion = DistributionFocalLoss()
+        >>> loss = criterion(torch.randn(8, 17), torch.rand(8) * 16)
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, inputs: Tensor, targets: Tensor, weight: Tensor | None = None,
+                normalizer: Tensor | float | None = None) -> Tensor:
+        return distribution_focal_loss(inputs, targets, self.reduction, weight=weight, normalizer=normalizer)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"

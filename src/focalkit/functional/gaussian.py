@@ -63,9 +63,9 @@ def gaussian_focal_loss(
     Example:
         >>> x = torch.tensor([[2.0, -1.0, -3.0]]); y = torch.tensor([[1.0, 0.5, 0.0]])
         >>> gaussian_focal_loss(x, y)  # one peak: the sum
-        tensor(0.0357)
+        tensor(0.0033)
         >>> gaussian_focal_loss(torch.sigmoid(x), y, from_logits=False)
-        tensor(0.0357)
+        tensor(0.0033)
 
     Reference:
         H. Law, J. Deng, "CornerNet: Detecting Objects as Paired Keypoints", ECCV 2018, eq. (1); X. Zhou, D. Wang,

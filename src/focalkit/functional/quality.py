@@ -89,7 +89,8 @@ def quality_focal_loss(
             the sum by the number of elements that count (every element for dense targets, C per non-ignored row
             for the pair) or by ``normalizer``.
         weight: a tensor broadcastable to the inputs multiplying each element's loss; with the pair form also a
-            tensor of the labels' shape (N, d1, ...), one weight per row as mmdetection's.
+            tensor of the labels' shape (N, d1, ...), one weight per row as mmdetection's (a weight of exactly the
+            labels' shape is always read per row, also when N == C would let it broadcast along the classes).
         normalizer: with ``reduction="mean"``, the denominator instead (mmdetection's ``avg_factor``, e.g. the
             number of positives); 0 is replaced by 1.
         ignore_index: label value of rows to ignore (pair form only).
@@ -101,9 +102,9 @@ def quality_focal_loss(
     Example:
         >>> x = torch.tensor([[2.0, -1.0, 0.5]])
         >>> quality_focal_loss(x, torch.tensor([[0.9, 0.0, 0.0]]), reduction="sum")
-        tensor(0.3039)
+        tensor(0.4002)
         >>> quality_focal_loss(x, (torch.tensor([0]), torch.tensor([0.9])), reduction="sum")  # the same, as a pair
-        tensor(0.3039)
+        tensor(0.4002)
 
     Reference:
         X. Li et al., "Generalized Focal Loss: Learning Qualified and Distributed Bounding Boxes for Dense Object

@@ -82,9 +82,9 @@ def varifocal_loss(
         >>> x = torch.tensor([[2.0, -1.0, 0.5]])
         >>> q = torch.tensor([[0.8, 0.0, 0.0]])
         >>> varifocal_loss(x, q, reduction="sum")
-        tensor(0.5722)
+        tensor(0.7216)
         >>> varifocal_loss(x, q, reduction="sum", labels=q > 0)  # the YOLO form, here the same labels
-        tensor(0.5722)
+        tensor(0.7216)
 
     Reference:
         H. Zhang, Y. Wang, F. Dayoub, N. Sunderhauf, "VarifocalNet: An IoU-aware Dense Object Detector", CVPR 2021,

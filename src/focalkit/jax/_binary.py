@@ -82,25 +82,30 @@ def _terms(p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float, order: int
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _first(p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """(dL/dp, dL/dy); its own derivative is the closed-form second derivative (the Hessian)."""
+def _with_grads(
+    p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float
+) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """(L, dL/dp, dL/dy) from one evaluation; its derivative is made of the closed-form second derivatives."""
     t = _terms(p, y, gamma, tiny, order=1)
-    return t["dx"], t["dy"]
+    return t["loss"], t["dx"], t["dy"]
 
 
-def _first_jvp(gamma: float, tiny: float, primals: tuple, tangents: tuple) -> tuple[tuple, tuple]:
+def _with_grads_jvp(gamma: float, tiny: float, primals: tuple, tangents: tuple) -> tuple[tuple, tuple]:
     p, y = primals
     p_dot, y_dot = tangents
     t = _terms(p, y, gamma, tiny, order=2)
-    dp_dot, dy_dot = jnp.zeros_like(p), jnp.zeros_like(p)
+    zero = jnp.zeros_like(t["loss"])
+    loss_dot, dx_dot, dy_dot = zero, zero, zero
     if not isinstance(p_dot, SymbolicZero):
-        dp_dot, dy_dot = dp_dot + t["dxx"] * p_dot, dy_dot + t["dxy"] * p_dot
+        loss_dot = loss_dot + t["dx"] * p_dot
+        dx_dot, dy_dot = dx_dot + t["dxx"] * p_dot, dy_dot + t["dxy"] * p_dot
     if not isinstance(y_dot, SymbolicZero):
-        dp_dot, dy_dot = dp_dot + t["dxy"] * y_dot, dy_dot + t["dyy"] * y_dot
-    return (t["dx"], t["dy"]), (dp_dot, dy_dot)
+        loss_dot = loss_dot + t["dy"] * y_dot
+        dx_dot, dy_dot = dx_dot + t["dxy"] * y_dot, dy_dot + t["dyy"] * y_dot
+    return (t["loss"], t["dx"], t["dy"]), (loss_dot, dx_dot, dy_dot)
 
 
-_first.defjvp(_first_jvp, symbolic_zeros=True)
+_with_grads.defjvp(_with_grads_jvp, symbolic_zeros=True)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
@@ -111,11 +116,10 @@ def _focal(p: jnp.ndarray, y: jnp.ndarray, gamma: float, tiny: float) -> jnp.nda
 def _focal_jvp(gamma: float, tiny: float, primals: tuple, tangents: tuple) -> tuple[jnp.ndarray, jnp.ndarray]:
     p, y = primals
     p_dot, y_dot = tangents
-    loss = _focal(p, y, gamma, tiny)
-    dp, dy = _first(p, y, gamma, tiny)
+    loss, dx, dy = _with_grads(p, y, gamma, tiny)
     out = jnp.zeros_like(loss)
     if not isinstance(p_dot, SymbolicZero):
-        out = out + dp * p_dot
+        out = out + dx * p_dot
     if not isinstance(y_dot, SymbolicZero):
         out = out + dy * y_dot
     return loss, out

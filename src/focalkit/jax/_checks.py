@@ -78,12 +78,14 @@ def as_array(name: str, value: Any, expected: str) -> jnp.ndarray:
     if isinstance(value, jax.Array):  # includes tracers
         return value
     try:
-        arr = jnp.asarray(value)
+        # through NumPy first: JAX's own conversion of strings warns and raises untyped errors
+        host = value if isinstance(value, np.ndarray) else np.asarray(value)
     except (TypeError, ValueError):
         raise type_error(name, expected, _describe(value)) from None
-    if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == bool):
-        raise type_error(name, expected, _describe(arr))
-    return arr
+    # kind "V": NumPy arrays of JAX's extra float types (bfloat16, float8 ...), which ml_dtypes defines
+    if not (host.dtype.kind in "biuf" or (host.dtype.kind == "V" and jnp.issubdtype(host.dtype, jnp.floating))):
+        raise type_error(name, expected, _describe(host if isinstance(value, np.ndarray) else value))
+    return jnp.asarray(value)
 
 
 def host_values(value: Any) -> np.ndarray | None:

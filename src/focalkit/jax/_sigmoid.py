@@ -100,25 +100,28 @@ def _terms(x: jnp.ndarray, y: jnp.ndarray, gamma: float, order: int) -> dict[str
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _first(x: jnp.ndarray, y: jnp.ndarray, gamma: float) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """(dL/dx, dL/dy); its own derivative is the closed-form second derivative (the Hessian)."""
+def _with_grads(x: jnp.ndarray, y: jnp.ndarray, gamma: float) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """(L, dL/dx, dL/dy) from one evaluation; its derivative is made of the closed-form second derivatives."""
     t = _terms(x, y, gamma, order=1)
-    return t["dx"], t["dy"]
+    return t["loss"], t["dx"], t["dy"]
 
 
-def _first_jvp(gamma: float, primals: tuple, tangents: tuple) -> tuple[tuple, tuple]:
+def _with_grads_jvp(gamma: float, primals: tuple, tangents: tuple) -> tuple[tuple, tuple]:
     x, y = primals
     x_dot, y_dot = tangents
     t = _terms(x, y, gamma, order=2)
-    dx_dot, dy_dot = jnp.zeros_like(x), jnp.zeros_like(x)
+    zero = jnp.zeros_like(t["loss"])
+    loss_dot, dx_dot, dy_dot = zero, zero, zero
     if not isinstance(x_dot, SymbolicZero):
+        loss_dot = loss_dot + t["dx"] * x_dot
         dx_dot, dy_dot = dx_dot + t["dxx"] * x_dot, dy_dot + t["dxy"] * x_dot
     if not isinstance(y_dot, SymbolicZero):
+        loss_dot = loss_dot + t["dy"] * y_dot
         dx_dot, dy_dot = dx_dot + t["dxy"] * y_dot, dy_dot + t["dyy"] * y_dot
-    return (t["dx"], t["dy"]), (dx_dot, dy_dot)
+    return (t["loss"], t["dx"], t["dy"]), (loss_dot, dx_dot, dy_dot)
 
 
-_first.defjvp(_first_jvp, symbolic_zeros=True)
+_with_grads.defjvp(_with_grads_jvp, symbolic_zeros=True)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -129,8 +132,7 @@ def _focal(x: jnp.ndarray, y: jnp.ndarray, gamma: float) -> jnp.ndarray:
 def _focal_jvp(gamma: float, primals: tuple, tangents: tuple) -> tuple[jnp.ndarray, jnp.ndarray]:
     x, y = primals
     x_dot, y_dot = tangents
-    loss = _focal(x, y, gamma)
-    dx, dy = _first(x, y, gamma)
+    loss, dx, dy = _with_grads(x, y, gamma)
     out = jnp.zeros_like(loss)
     if not isinstance(x_dot, SymbolicZero):
         out = out + dx * x_dot

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 from focalkit.jax._checks import check_gamma, check_static_number, mark_invalid
