@@ -193,13 +193,27 @@ CALLS = {
                                                             reduction="mean")),
     "sigmoid_focal_loss_star": (focalkit.sigmoid_focal_loss_star, dict(inputs=X, targets=Y, gamma=2.0, beta=1.0,
                                                                         alpha=0.25, reduction="mean")),
+    "quality_focal_loss": (focalkit.quality_focal_loss, dict(inputs=X, targets=0.7 * Y, beta=2.0, reduction="mean",
+                                                              normalizer=2.0)),
+    "varifocal_loss": (focalkit.varifocal_loss, dict(inputs=X, targets=0.6 * Y, alpha=0.75, gamma=2.0,
+                                                      iou_weighted=True, reduction="mean")),
+    "gaussian_focal_loss": (focalkit.gaussian_focal_loss, dict(inputs=X, targets=torch.rand(4, 3) * (1 - Y) + Y,
+                                                                alpha=2.0, beta=4.0, reduction="mean", from_logits=True)),
+    "distribution_focal_loss": (focalkit.distribution_focal_loss, dict(inputs=torch.randn(4, 5),
+                                                                        targets=torch.tensor([0.0, 1.5, 3.9, 4.0]),
+                                                                        reduction="mean")),
 }
 # values that are valid for an argument although they look odd (skipped as "bad")
 VALID_FOR = {
     ("alpha", "none"), ("alpha", "negative"),  # None / negative disable alpha in the sigmoid family
-    ("beta", "negative"), ("beta", "large"),  # any finite shift
+    ("beta", "large"),  # FL*'s shift, QFL's and the Gaussian loss' exponents may be any large number
+    ("sigmoid_focal_loss_star", "beta", "negative"),  # any finite shift
     ("gamma", "large"),  # gamma may be any finite number >= 0
-    ("alpha", "none"),
+    ("gaussian_focal_loss", "alpha", "large"),  # a power, any number >= 0
+}
+VALID_FOR |= {
+    ("normalizer", "none"), ("normalizer", "large"),  # None is the default; any finite number >= 0 is a denominator
+    ("varifocal_loss", "alpha", "large"),  # VarifocalNet's alpha weighs negatives: any number >= 0
 }
 
 
@@ -208,15 +222,21 @@ VALID_FOR = {
 def test_one_bad_argument_raises_a_typed_error_naming_it(call, bad):
     fn, valid = CALLS[call]
     for name in valid:
-        if (name, bad) in VALID_FOR or (call.startswith("softmax") and name == "alpha"):
+        if (name, bad) in VALID_FOR or (call, name, bad) in VALID_FOR or (call.startswith("softmax") and name == "alpha"):
             continue
+        if (name, bad) == ("alpha", "none") or (name, bad) == ("alpha", "negative"):
+            if call in ("varifocal_loss", "gaussian_focal_loss"):
+                pass  # not a sigmoid-family alpha: these must be refused
+            else:
+                continue
         kwargs = dict(valid, **{name: BAD_VALUES[bad]})
         try:
             out = fn(**kwargs)
         except FocalKitError as err:
             # a shape mismatch between logits and targets may be reported on either of the two
             named = (name,) if bad != "wrong shape tensor" else tuple(valid)
-            assert str(err).split(":")[0] in named, (call, name, bad, str(err))
+            head = str(err).split(":")[0].split("[")[0]  # "targets[0] (labels)" names an element of a pair
+            assert head.strip() in named, (call, name, bad, str(err))
             assert isinstance(err, (ValueError, TypeError))
             continue
         except Exception as err:  # noqa: BLE001 - the point of the test

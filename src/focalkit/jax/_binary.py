@@ -148,18 +148,21 @@ def binary_focal_loss(
     ``gamma >= 0`` (the closed form below has no ``(1 - p_t)^{\gamma - 1}`` factor). Prefer
     :func:`sigmoid_focal_loss` on logits: probabilities cannot resolve logits beyond about +-17 (float32).
     The derivative :math:`\alpha_t u^\gamma[\gamma(1 - 2y)\mathrm{BCE}/u + (1 - y)/(1 - p) - y/p]`,
-    :math:`u = 1 - p_t`, is supplied through :func:`jax.custom_jvp`. Same semantics as ``focalkit.binary_focal_loss``
-    with ``reduction="none"``.
+    :math:`u = 1 - p_t`, and the second derivatives are closed forms supplied through :func:`jax.custom_jvp`; the
+    Hessian is finite at ``p`` = 0 and 1 (at ``p = y`` its limit, evaluated at ``1 - p_t = tiny`` where the limit is
+    infinite, i.e. for 0 < gamma < 1) and overflows only where the true value exceeds the dtype's range. Same semantics as ``focalkit.binary_focal_loss`` with ``reduction="none"``; probabilities, labels
+    and alpha values outside ``[0, 1]`` raise where readable and give NaN where traced (see
+    :func:`sigmoid_focal_loss`).
 
     Args:
         probs: probabilities in ``[0, 1]``, floating array of any shape.
-        labels: binary or soft targets in ``[0, 1]``, broadcastable to ``probs``.
-        alpha: None (no weighting; also a negative number), a number in ``[0, 1]``, or an array broadcastable to
-            ``probs`` (e.g. per-class weights of shape ``(C,)`` along the last axis).
+        labels: binary or soft targets in ``[0, 1]``, broadcastable to the shape of ``probs``.
+        alpha: None (no weighting; also a negative number), a number in ``[0, 1]``, or an array of values in
+            ``[0, 1]`` broadcastable to the shape of ``probs`` (e.g. per-class weights of shape ``(C,)``).
         gamma: focusing parameter, a static Python number ``>= 0``.
 
     Returns:
-        Per-element losses of the broadcast shape.
+        Per-element losses of the shape of ``probs``.
 
     Example:
         >>> import jax.numpy as jnp

@@ -189,21 +189,29 @@ def sigmoid_focal_loss(
 
     The derivative is the closed form
     :math:`\partial\mathrm{FL}/\partial x = \alpha_t u^\gamma[(p - y) + \gamma(1 - 2y)\,r\,\mathrm{CE}]`,
-    :math:`r = p(1 - p)/u`, supplied through :func:`jax.custom_jvp`, so ``jax.grad``, ``jax.jacfwd``,
-    ``jax.hessian``, ``jit`` and ``vmap`` all work. Loss, gradient and Hessian stay finite for every
-    ``gamma >= 0`` and all finite logits (including +-1e4), with binary or soft labels. float16/bfloat16 logits are
+    :math:`r = p(1 - p)/u`, supplied through :func:`jax.custom_jvp`, and so are the second derivatives (closed
+    forms without powers of :math:`1/u`), so ``jax.grad``, ``jax.jacfwd``, ``jax.hessian``, ``jit`` and ``vmap``
+    all work. Loss, gradient and Hessian stay finite for every ``gamma >= 0`` and all finite logits (including
+    +-1e4), with binary or soft labels, and are accurate to 1e-6 relative (or, near a sign change, to ~11 float32
+    ulps of the magnitudes of the closed form's terms; see docs/frontends.md). float16/bfloat16 logits are
     computed in float32 and the loss is returned in float32. Semantics equal ``focalkit.sigmoid_focal_loss`` with
     ``reduction="none"``.
 
+    Labels / alpha values outside ``[0, 1]`` raise :class:`~focalkit.InvalidArgumentError` where they can be read
+    (NumPy / Python inputs, concrete CPU arrays); where they cannot (traced under ``jit`` / ``vmap``, or on an
+    accelerator) those elements give NaN. Shapes are always checked.
+
     Args:
         logits: floating array of any shape ``(...)``.
-        labels: binary or soft targets in ``[0, 1]``, broadcastable to ``logits`` (cast to the logits' dtype).
+        labels: binary or soft targets in ``[0, 1]``, broadcastable to the logits' shape (not beyond it; cast to the
+            logits' dtype).
         alpha: None (no weighting; also a negative number), a number in ``[0, 1]`` weighting positives, or an array
-            broadcastable to the logits (e.g. per-class weights of shape ``(C,)`` along the last axis).
+            of values in ``[0, 1]`` broadcastable to the logits' shape (e.g. per-class weights of shape ``(C,)``
+            along the last axis).
         gamma: focusing parameter, a static Python number ``>= 0``; 0 gives the (alpha-balanced) cross-entropy.
 
     Returns:
-        Per-element losses of the broadcast shape of ``logits`` and ``labels``.
+        Per-element losses of the logits' shape.
 
     Example:
         >>> import jax.numpy as jnp

@@ -29,20 +29,25 @@ def sigmoid_focal_loss_star(
         = \alpha_t\,\mathrm{softplus}(-(\gamma x_t + \beta))/\gamma.
 
     Soft labels interpolate: :math:`y\,\alpha\,\mathrm{FL}^*(s{=}1) + (1 - y)(1 - \alpha)\mathrm{FL}^*(s{=}-1)`.
-    softplus is evaluated stably and its derivative is the sigmoid, so JAX's own derivative is already the closed
-    form :math:`\partial/\partial x = -y\alpha\sigma(-\gamma x - \beta) + (1 - y)(1 - \alpha)\sigma(\gamma x - \beta)`;
-    loss, gradient and Hessian are finite for all finite logits.
+    softplus is evaluated stably and its derivative is a sigmoid whose own derivative is
+    :math:`\sigma(z)\sigma(-z)` (not :math:`1 - \sigma(z)`, which rounds to 0 beyond z = 17), so JAX's derivatives
+    are the closed forms, e.g.
+    :math:`\partial/\partial x = -y\alpha\sigma(-\gamma x - \beta) + (1 - y)(1 - \alpha)\sigma(\gamma x - \beta)`;
+    loss, gradient and Hessian are finite for all finite logits, with relative error at most
+    :math:`2\cdot 10^{-7} + |z|\,2^{-23}` (the float32 rounding of the margin :math:`z = \gamma x \pm \beta`).
+    Labels / alpha outside ``[0, 1]`` raise where readable and give NaN where traced (see
+    :func:`~focalkit.jax.sigmoid_focal_loss`).
 
     Args:
         logits: floating array of any shape.
-        labels: binary or soft targets in ``[0, 1]``, broadcastable to ``logits``.
+        labels: binary or soft targets in ``[0, 1]``, broadcastable to the logits' shape.
         gamma: a static Python number ``> 0``.
         beta: a static Python number (shift; the paper uses 1 with gamma 2, 0 with gamma 4).
         alpha: None (no weighting; also a negative number), a number in ``[0, 1]``, or an array broadcastable to
             the logits.
 
     Returns:
-        Per-element losses of the broadcast shape (float32 for float16/bfloat16 logits).
+        Per-element losses of the logits' shape (float32 for float16/bfloat16 logits).
 
     Example:
         >>> import jax.numpy as jnp

@@ -61,6 +61,11 @@ def binary_focal_loss(
     probability that has underflowed to 0 or rounded to 1 is clamped at the dtype's smallest normal number inside the
     logarithm, exactly as ``focalkit.binary_focal_loss`` does. float16/bfloat16 inputs are computed in float32.
 
+    Targets (and probabilities) outside ``[0, 1]`` raise :class:`~focalkit.InvalidArgumentError` where their values
+    can be read (NumPy inputs, eager CPU tensors); inside compiled steps (``model.fit`` on TensorFlow / JAX,
+    ``tf.function``, ``jax.jit``) and on accelerators they are not read, and the samples containing them give NaN.
+    Shapes are always checked.
+
     Args:
         y_true: binary or soft targets in ``[0, 1]``, shape ``(batch, ..., d)`` or broadcastable to ``y_pred``'s
             shape (a rank differing by a trailing dimension of size 1 is matched as Keras does).

@@ -67,9 +67,12 @@ def categorical_focal_loss(
     clipped (Keras clips at 1e-7); only probabilities that underflowed to 0 are clamped at the dtype's smallest
     normal number inside the logarithm. Same semantics as ``focalkit.softmax_focal_loss`` with probability targets.
 
+    Targets and probabilities outside ``[0, 1]`` raise where readable and give NaN samples where not (see
+    :func:`~focalkit.keras.binary_focal_loss`).
+
     Args:
-        y_true: one-hot or soft targets, shape ``(batch, ..., C)``.
-        y_pred: logits or probabilities, same shape.
+        y_true: one-hot or soft targets in ``[0, 1]``, shape ``(batch, ..., C)`` (or broadcastable to it).
+        y_pred: logits or probabilities in ``[0, 1]``, shape ``(batch, ..., C)``.
         gamma: focusing parameter ``>= 0``.
         alpha: None (off), a number multiplying every term, or ``C`` per-class values.
         from_logits: whether ``y_pred`` holds logits (recommended).
@@ -146,7 +149,11 @@ def sparse_categorical_focal_loss(
     (``alpha`` per class is indexed by the target; ``ignore_class`` plays the role of ``ignore_index``).
 
     Args:
-        y_true: integer class indices, shape ``(batch, ...)`` (a trailing axis of size 1 is squeezed).
+        y_true: class indices in ``[0, C)`` or ``ignore_class``, integer or whole-number floats, shape
+            ``(batch, ...)`` (a trailing axis of size 1 is squeezed). Other values (also -1 or 255 without
+            ``ignore_class``) raise :class:`~focalkit.InvalidArgumentError` where readable (NumPy inputs, eager CPU
+            tensors); in compiled steps (``model.fit`` on TensorFlow / JAX) and on accelerators their samples give
+            NaN.
         y_pred: logits or probabilities, shape ``(batch, ..., C)``.
         gamma: focusing parameter ``>= 0``.
         alpha: None (off), a number multiplying every term, or ``C`` per-class values indexed by the target.
