@@ -95,7 +95,7 @@ def host_values(value: Any) -> np.ndarray | None:
     if isinstance(value, jax.core.Tracer):
         return None
     if isinstance(value, jax.Array):
-        if any(device.platform != "cpu" for device in value.devices()):
+        if not value.is_fully_addressable or any(device.platform != "cpu" for device in value.devices()):
             return None
         return np.asarray(value)
     try:
@@ -184,7 +184,8 @@ def check_alpha(alpha: Any, *, family: str) -> tuple[Any, jnp.ndarray | None]:
     A scalar follows :func:`focalkit.semantics.check_sigmoid_alpha` (None or negative -> None, else in [0, 1]) or
     :func:`~focalkit.semantics.check_softmax_alpha` (None, or in [0, 1]) and is returned as a float. A flat list or
     tuple holds per-class values, checked by :func:`~focalkit.semantics.check_per_class_values` (finite, in [0, 1]).
-    Arrays (NumPy, jax, nested lists) must hold real values in [0, 1]: checked where readable (see
+    Arrays (NumPy, jax, nested lists; also 0-d, whose negative values do not disable the weighting, since a traced
+    value cannot select the computation) must hold real values in [0, 1]: checked where readable (see
     :func:`host_values`), otherwise ``invalid`` is the mask of the entries outside [0, 1]. Sequences and arrays are
     returned as a jax array; the caller checks their shape against the logits.
     """
@@ -198,8 +199,6 @@ def check_alpha(alpha: Any, *, family: str) -> tuple[Any, jnp.ndarray | None]:
             raise type_error("alpha", "a number, None or real per-class values", _describe(arr))
         if not jnp.issubdtype(arr.dtype, jnp.floating):
             arr = arr.astype(jnp.float32)
-        if arr.ndim == 0:
-            raise argument_error("alpha", "a Python number, or per-class values of rank >= 1", _describe(arr))
         host = host_values(alpha)
         if host is None:
             return arr, ~((arr >= 0) & (arr <= 1))

@@ -31,7 +31,7 @@ def _tiny(dtype: Any) -> float:
 
 
 def _compute_float(y_pred: Any) -> Any:
-    y_pred = to_tensor("y_pred", y_pred, allow_bool=False)
+    y_pred = to_tensor("y_pred", y_pred)
     dtype = keras.backend.standardize_dtype(y_pred.dtype)
     if dtype in ("float16", "bfloat16"):
         return ops.cast(y_pred, "float32"), dtype

@@ -183,7 +183,9 @@ def sparse_categorical_focal_loss(
     y_pred = _class_last(y_pred, axis)
     num_classes = y_pred.shape[-1]
     check_class_count("y_pred", num_classes, alpha, minimum=2 if from_logits else 1)
-    y_true = to_tensor("y_true", y_true, allow_bool=False)
+    y_true = to_tensor("y_true", y_true)
+    if keras.backend.standardize_dtype(y_true.dtype) == "bool":
+        y_true = ops.cast(y_true, "int32")
     if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == 1:
         y_true = ops.squeeze(y_true, axis=-1)
     if len(y_true.shape) != len(y_pred.shape) - 1 or any(

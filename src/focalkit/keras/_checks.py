@@ -84,16 +84,16 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def to_tensor(name: str, value: Any, *, allow_bool: bool = True) -> Any:
+def to_tensor(name: str, value: Any) -> Any:
     """``value`` as a back-end tensor of a real (or boolean) dtype; anything else raises
     :class:`~focalkit.InvalidTypeError` naming the argument instead of the back-end's own error."""
-    expected = "a real-valued array or tensor" + (" (or boolean)" if allow_bool else "")
+    expected = "a real-valued array or tensor (or boolean)"
     try:
         tensor = ops.convert_to_tensor(value)
         dtype = keras.backend.standardize_dtype(tensor.dtype)
     except (TypeError, ValueError):
         raise type_error(name, expected, _describe(value)) from None
-    if not (dtype.startswith(("float", "int", "uint", "bfloat")) or (allow_bool and dtype == "bool")):
+    if not (dtype.startswith(("float", "int", "uint", "bfloat")) or dtype == "bool"):
         raise type_error(name, expected, _describe(value))
     return tensor
 
@@ -118,7 +118,7 @@ def host_values(value: Any) -> np.ndarray | None:
     if backend == "jax":
         import jax
 
-        if isinstance(value, jax.core.Tracer) or not isinstance(value, jax.Array):
+        if isinstance(value, jax.core.Tracer) or not isinstance(value, jax.Array) or not value.is_fully_addressable:
             return None
         return np.asarray(value) if all(d.platform == "cpu" for d in value.devices()) else None
     if backend == "torch":
