@@ -27,6 +27,11 @@ Functions (the logic) and modules (thin shells):
 ``varifocal_loss``                     Varifocal Loss (VarifocalNet); mmdetection's or, with ``labels=``, YOLO's
 ``gaussian_focal_loss``                CornerNet / CenterNet heatmap focal loss, from logits or probabilities
 ``distribution_focal_loss``            Distribution Focal Loss (GFL; mmdetection, YOLOv8 ``DFLoss``)
+``equalized_focal_loss``               Equalized Focal Loss (per-class gamma_j, w_j); stateful ``EqualizedFocalLoss``
+``asymmetric_loss``                    Asymmetric Loss (ASL) for multi-label classification, the authors' / timm's
+``asymmetric_loss_single_label``       the ASL authors' single-label (softmax) variant ``ASLSingleLabel``
+``poly1_cross_entropy``                Poly-1 cross-entropy (PolyLoss), conventions of ``F.cross_entropy``
+``poly1_focal_loss``                   Poly-1 focal loss (PolyLoss), conventions of torchvision's focal loss
 ``class_balanced_weights``             Cui et al. 2019 weights from class counts
 ``prior_bias`` / ``init_prior_bias_``  the paper's prior-probability bias initialisation
 =====================================  ==========================================================================
@@ -51,6 +56,11 @@ _LAZY = {
     "varifocal_loss": "focalkit.functional",
     "gaussian_focal_loss": "focalkit.functional",
     "distribution_focal_loss": "focalkit.functional",
+    "equalized_focal_loss": "focalkit.functional",
+    "asymmetric_loss": "focalkit.functional",
+    "asymmetric_loss_single_label": "focalkit.functional",
+    "poly1_cross_entropy": "focalkit.functional",
+    "poly1_focal_loss": "focalkit.functional",
     "class_balanced_weights": "focalkit.imbalance",
     "prior_bias": "focalkit.imbalance",
     "init_prior_bias_": "focalkit.imbalance",
@@ -67,31 +77,46 @@ _LAZY = {
     "VarifocalLoss": "focalkit.nn",
     "GaussianFocalLoss": "focalkit.nn",
     "DistributionFocalLoss": "focalkit.nn",
+    "EqualizedFocalLoss": "focalkit.nn",
+    "AsymmetricLoss": "focalkit.nn",
+    "AsymmetricLossSingleLabel": "focalkit.nn",
+    "Poly1CrossEntropyLoss": "focalkit.nn",
+    "Poly1FocalLoss": "focalkit.nn",
 }
 _SUBMODULES = (
     "adaptive", "backends", "functional", "gradient_mode", "imbalance", "nn", "reference", "semantics", "value_checks",
 )
 
 __all__ = [
+    "AsymmetricLoss",
+    "AsymmetricLossSingleLabel",
     "BinaryFocalLoss",
     "DistributionFocalLoss",
+    "EqualizedFocalLoss",
     "FocalKitError",
     "FocalLoss",
     "GaussianFocalLoss",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "Poly1CrossEntropyLoss",
+    "Poly1FocalLoss",
     "QualityFocalLoss",
     "SigmoidFocalLoss",
     "SigmoidFocalLossStar",
     "SoftmaxFocalLoss",
     "VarifocalLoss",
+    "asymmetric_loss",
+    "asymmetric_loss_single_label",
     "binary_focal_loss",
     "class_balanced_weights",
     "distribution_focal_loss",
+    "equalized_focal_loss",
     "gaussian_focal_loss",
     "get_gradient_mode",
     "get_value_checks",
     "init_prior_bias_",
+    "poly1_cross_entropy",
+    "poly1_focal_loss",
     "prior_bias",
     "quality_focal_loss",
     "reference",
@@ -124,9 +149,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what static tools see; at run time the names above load lazily
     from . import reference
     from .functional import (
+        asymmetric_loss,
+        asymmetric_loss_single_label,
         binary_focal_loss,
         distribution_focal_loss,
+        equalized_focal_loss,
         gaussian_focal_loss,
+        poly1_cross_entropy,
+        poly1_focal_loss,
         quality_focal_loss,
         sigmoid_focal_loss,
         sigmoid_focal_loss_star,
@@ -135,10 +165,15 @@ if TYPE_CHECKING:  # what static tools see; at run time the names above load laz
     )
     from .imbalance import class_balanced_weights, init_prior_bias_, prior_bias
     from .nn import (
+        AsymmetricLoss,
+        AsymmetricLossSingleLabel,
         BinaryFocalLoss,
         DistributionFocalLoss,
+        EqualizedFocalLoss,
         FocalLoss,
         GaussianFocalLoss,
+        Poly1CrossEntropyLoss,
+        Poly1FocalLoss,
         QualityFocalLoss,
         SigmoidFocalLoss,
         SigmoidFocalLossStar,

@@ -13,11 +13,16 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_gamma, check_ignore_index, check_number, per_class_buffer, scalar_value
+from .adaptive.equalized import EqualizedFocalLoss  # stateful (gradient statistics); defined with the adaptive losses
 from .errors import argument_error, type_error
 from .functional import (
+    asymmetric_loss,
+    asymmetric_loss_single_label,
     binary_focal_loss,
     distribution_focal_loss,
     gaussian_focal_loss,
+    poly1_cross_entropy,
+    poly1_focal_loss,
     quality_focal_loss,
     sigmoid_focal_loss,
     sigmoid_focal_loss_star,
@@ -25,14 +30,22 @@ from .functional import (
     varifocal_loss,
 )
 from .functional._alpha import AlphaArg
+from .functional.asymmetric import _check_clip
+from .functional.poly import _check_epsilon
 from .functional.quality import QualityTargets
+from .semantics import check_label_smoothing
 from .semantics import check_bool, check_reduction, check_sigmoid_alpha, check_softmax_alpha
 
 __all__ = [
+    "AsymmetricLoss",
+    "AsymmetricLossSingleLabel",
     "BinaryFocalLoss",
     "DistributionFocalLoss",
+    "EqualizedFocalLoss",
     "FocalLoss",
     "GaussianFocalLoss",
+    "Poly1CrossEntropyLoss",
+    "Poly1FocalLoss",
     "QualityFocalLoss",
     "SigmoidFocalLoss",
     "SigmoidFocalLossStar",
@@ -390,3 +403,118 @@ class DistributionFocalLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
+
+
+# ---------------------------------------------------------------------------------------------- classification family
+class AsymmetricLoss(nn.Module):
+    """Module form of :func:`focalkit.asymmetric_loss` (multi-label ASL). The ASL authors'
+    ``AsymmetricLoss(gamma_neg, gamma_pos, clip, disable_torch_grad_focal_loss=d)`` is
+    ``AsymmetricLoss(gamma_pos, gamma_neg, clip, "sum", detach_focal_weight=d)`` (theirs returns the sum).
+
+    Example:
+        >>> criterion = AsymmetricLoss(gamma_pos=0.0, gamma_neg=4.0, clip=0.05)
+        >>> loss = criterion(torch.randn(4, 3), torch.randint(0, 2, (4, 3)).float())
+    """
+
+    def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float | None = 0.05,
+                 reduction: str = "mean", *, detach_focal_weight: bool = False) -> None:
+        super().__init__()
+        self.gamma_pos = check_number("gamma_pos", gamma_pos, minimum=0.0)
+        self.gamma_neg = check_number("gamma_neg", gamma_neg, minimum=0.0)
+        self.clip = _check_clip(clip)
+        self.reduction = check_reduction(reduction)
+        self.detach_focal_weight = check_bool("detach_focal_weight", detach_focal_weight)
+
+    def forward(self, inputs: Tensor, targets: Tensor, weight: Tensor | None = None,
+                normalizer: Tensor | float | None = None) -> Tensor:
+        return asymmetric_loss(
+            inputs, targets, self.gamma_pos, self.gamma_neg, self.clip, self.reduction,
+            detach_focal_weight=self.detach_focal_weight, weight=weight, normalizer=normalizer,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, "
+                f"reduction={self.reduction!r}, detach_focal_weight={self.detach_focal_weight}")
+
+
+class AsymmetricLossSingleLabel(nn.Module):
+    """Module form of :func:`focalkit.asymmetric_loss_single_label` (the ASL authors' ``ASLSingleLabel(gamma_pos,
+    gamma_neg, eps)`` is ``AsymmetricLossSingleLabel(gamma_pos, gamma_neg, label_smoothing=eps)``).
+
+    Example:
+        >>> criterion = AsymmetricLossSingleLabel(gamma_pos=0.0, gamma_neg=4.0, label_smoothing=0.1)
+        >>> loss = criterion(torch.randn(4, 5), torch.tensor([0, 4, 2, 1]))
+    """
+
+    def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, reduction: str = "mean", *,
+                 label_smoothing: float = 0.0, ignore_index: int = -100) -> None:
+        super().__init__()
+        self.gamma_pos = check_number("gamma_pos", gamma_pos, minimum=0.0)
+        self.gamma_neg = check_number("gamma_neg", gamma_neg, minimum=0.0)
+        self.reduction = check_reduction(reduction)
+        self.label_smoothing = check_label_smoothing(scalar_value(label_smoothing))
+        self.ignore_index = check_ignore_index(ignore_index)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return asymmetric_loss_single_label(
+            input, target, self.gamma_pos, self.gamma_neg, self.reduction,
+            label_smoothing=self.label_smoothing, ignore_index=self.ignore_index,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, reduction={self.reduction!r}, "
+                f"label_smoothing={self.label_smoothing}")
+
+
+class Poly1CrossEntropyLoss(nn.Module):
+    """Module form of :func:`focalkit.poly1_cross_entropy`, with the arguments of ``nn.CrossEntropyLoss`` and
+    ``epsilon`` first (timm's ``PolyCrossEntropy(epsilon, smoothing)`` is
+    ``Poly1CrossEntropyLoss(epsilon, label_smoothing=smoothing)``).
+
+    Example:
+        >>> criterion = Poly1CrossEntropyLoss(epsilon=1.0, label_smoothing=0.1)
+        >>> loss = criterion(torch.randn(4, 5), torch.tensor([0, 4, 2, 1]))
+    """
+
+    def __init__(self, epsilon: float = 1.0, weight: Tensor | Sequence[float] | None = None, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.epsilon = _check_epsilon(epsilon)
+        _optional_buffer(self, "weight", weight)
+        self.ignore_index = check_ignore_index(ignore_index)
+        self.reduction = check_reduction(reduction)
+        self.label_smoothing = check_label_smoothing(scalar_value(label_smoothing))
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return poly1_cross_entropy(
+            input, target, self.epsilon, self.weight, self.ignore_index, self.reduction, self.label_smoothing
+        )
+
+    def extra_repr(self) -> str:
+        return f"epsilon={self.epsilon}, reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
+
+
+class Poly1FocalLoss(nn.Module):
+    """Module form of :func:`focalkit.poly1_focal_loss` (sigmoid; the poly term is not alpha-weighted).
+
+    Example:
+        >>> criterion = Poly1FocalLoss(epsilon=-1.0, alpha=0.25, gamma=2.0)
+        >>> loss = criterion(torch.randn(4, 3), torch.randint(0, 2, (4, 3)).float())
+    """
+
+    def __init__(self, epsilon: float = 1.0, alpha: AlphaArg = 0.25, gamma: float = 2.0,
+                 reduction: str = "mean") -> None:
+        super().__init__()
+        self.epsilon = _check_epsilon(epsilon)
+        _store_alpha(self, alpha)
+        self.gamma = check_gamma(gamma)
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, inputs: Tensor, targets: Tensor, weight: Tensor | None = None,
+                normalizer: Tensor | float | None = None) -> Tensor:
+        return poly1_focal_loss(
+            inputs, targets, self.epsilon, self.alpha, self.gamma, self.reduction, weight=weight, normalizer=normalizer
+        )
+
+    def extra_repr(self) -> str:
+        return f"epsilon={self.epsilon}, alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"

@@ -27,9 +27,15 @@ from torch import Tensor
 
 __all__ = [
     "alpha_t",
+    "asymmetric_loss",
+    "asymmetric_loss_single_label",
     "binary_focal_loss",
     "distribution_focal_loss",
+    "equalized_focal_factors",
+    "equalized_focal_loss",
     "gaussian_focal_loss",
+    "poly1_cross_entropy",
+    "poly1_focal_loss",
     "quality_focal_loss",
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_star",
@@ -228,3 +234,142 @@ def distribution_focal_loss(x: Tensor, y: Tensor) -> Tensor:
     log_s_left = log_s.gather(1, left.long().unsqueeze(1)).squeeze(1)
     log_s_right = log_s.gather(1, right.long().unsqueeze(1)).squeeze(1)
     return -((right - y) * log_s_left + (y - left) * log_s_right)
+
+
+# ---------------------------------------------------------------------------------------------- equalized focal loss
+def equalized_focal_factors(
+    pos_grad: Tensor, neg_grad: Tensor, gamma_b: float = 2.0, scale: float = 8.0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(g, gamma, weight) per class from accumulated gradient magnitudes, float64 (Li et al. 2022).
+
+    g_j = clamp(P_j / (N_j + 1e-10), 0, 1), the accumulated positive-to-negative gradient ratio of class j, clipped
+    linearly to [0, 1] as the authors' code (ModelTC EOD / United-Perception ``EqualizedFocalLoss.collect_grad``)
+    does; gamma_j = gamma_b + scale (1 - g_j) (the focusing factor); weight_j = gamma_j / gamma_b (the weighting
+    factor). Before any statistics the authors' code starts from g_j = 1 (gamma_j = gamma_b).
+    """
+    g = (_f64(pos_grad) / (_f64(neg_grad) + 1e-10)).clamp(0.0, 1.0)
+    gamma = gamma_b + scale * (1 - g)
+    return g, gamma, gamma / gamma_b
+
+
+def equalized_focal_loss(
+    x: Tensor, y: Tensor, gamma: Tensor | Sequence[float], weight: Tensor | Sequence[float] | None = None,
+    alpha: AlphaLike = 0.25,
+) -> Tensor:
+    """Equalized focal loss per element, float64 (Li et al. 2022, "Equalized Focal Loss for Dense Long-Tailed
+    Object Detection", CVPR, arXiv:2201.02593).
+
+    EFL = -alpha_t w_j (1 - p_t)^gamma_j log(p_t), p = sigmoid(x), with the per-class focusing factor gamma_j and
+    weighting factor w_j (``weight``, 1 when None) of the element's class j = its index along dim 1; for soft targets
+    log(p_t) is replaced by -BCE(p, y), as in :func:`sigmoid_focal_loss`.
+    """
+    x = _f64(x)
+    y = _f64(y)
+    shape = [1] * x.ndim
+    shape[1] = x.shape[1]
+    g = _f64(gamma).reshape(shape)
+    w = torch.ones_like(g) if weight is None else _f64(weight).reshape(shape)
+    p, one_minus_p = torch.sigmoid(x), torch.sigmoid(-x)
+    one_minus_p_t = p * (1 - y) + one_minus_p * y
+    return alpha_t(alpha, y) * w * one_minus_p_t**g * _bce_with_logits(x, y)
+
+
+# ---------------------------------------------------------------------------------------------- classification family
+def asymmetric_loss(
+    x: Tensor, y: Tensor, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float | None = 0.05, *,
+    detach_focal_weight: bool = False,
+) -> Tensor:
+    """Asymmetric loss per element, float64 (Ridnik, Ben-Baruch et al. 2021, "Asymmetric Loss For Multi-Label
+    Classification", ICCV, arXiv:2009.14119, section 3).
+
+    L = -y L+ - (1 - y) L-, L+ = (1 - p)^gamma_pos log(p), L- = p_m^gamma_neg log(1 - p_m), p = sigmoid(x), with the
+    shifted probability p_m = max(p - m, 0), m = ``clip`` (0 or None: no shift). 1 - p is sigmoid(-x) and
+    1 - p_m = (1 - p) + m where p > m (the same numbers, without the rounding of a subtraction from 1). With
+    ``detach_focal_weight`` the focusing weights (1 - p)^gamma_pos and p_m^gamma_neg are detached (constants for
+    autograd), as the authors' ``disable_torch_grad_focal_loss`` makes them.
+    """
+    x = _f64(x)
+    y = _f64(y)
+    m = 0.0 if clip is None else float(clip)
+    p, one_minus_p = torch.sigmoid(x), torch.sigmoid(-x)
+    weight_pos = one_minus_p**gamma_pos
+    if m > 0:
+        above = p > m
+        p_m = torch.where(above, p - m, torch.ones_like(p))  # max(p - m, 0) where used; the term is 0 elsewhere
+        weight_neg = torch.where(above, p_m**gamma_neg, torch.zeros_like(p))
+        log_one_minus_p_m = torch.where(above, torch.log(one_minus_p + m), torch.zeros_like(p))
+    else:
+        weight_neg = p**gamma_neg
+        log_one_minus_p_m = F.logsigmoid(-x)
+    if detach_focal_weight:
+        weight_pos, weight_neg = weight_pos.detach(), weight_neg.detach()
+    return -(y * weight_pos * F.logsigmoid(x) + (1 - y) * weight_neg * log_one_minus_p_m)
+
+
+def _smoothed_one_hot(target: Tensor, num_classes: int, label_smoothing: float, ignore_index: int) -> Tensor:
+    """(N, C, d1, ...) float64: one-hot (1 - eps) + eps / C on the valid rows, 0 on ``ignore_index`` rows."""
+    valid = target != ignore_index
+    one_hot = F.one_hot(torch.where(valid, target, 0), num_classes).movedim(-1, 1).to(torch.float64)
+    return (one_hot * (1 - label_smoothing) + label_smoothing / num_classes) * valid.unsqueeze(1)
+
+
+def asymmetric_loss_single_label(
+    x: Tensor, target: Tensor, gamma_pos: float = 0.0, gamma_neg: float = 4.0, label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> Tensor:
+    """Single-label asymmetric loss per row, float64 (the ASL authors' ``ASLSingleLabel``).
+
+    L = -sum_c q_c w_c log p_c, p = softmax(x) along dim 1, w_t = (1 - p_t)^gamma_pos for the target class t and
+    w_c = p_c^gamma_neg for the others, q = one-hot (1 - eps) + eps / C (eps = ``label_smoothing``). 1 - p_t is the
+    sum of the other classes' probabilities. Rows whose target is ``ignore_index`` give 0.
+    """
+    x = _f64(x)
+    num_classes = x.shape[1]
+    p, log_p = torch.softmax(x, dim=1), torch.log_softmax(x, dim=1)
+    valid = target != ignore_index
+    is_target = F.one_hot(torch.where(valid, target, 0), num_classes).movedim(-1, 1).bool()
+    one_minus_p_t = (p * ~is_target).sum(dim=1, keepdim=True)
+    weight = torch.where(is_target, one_minus_p_t**gamma_pos, p**gamma_neg)
+    q = _smoothed_one_hot(target, num_classes, label_smoothing, ignore_index)
+    return -(q * weight * log_p).sum(dim=1)
+
+
+def poly1_cross_entropy(
+    x: Tensor, target: Tensor, epsilon: float = 1.0, weight: Tensor | Sequence[float] | None = None,
+    label_smoothing: float = 0.0, ignore_index: int = -100,
+) -> Tensor:
+    """Poly-1 cross-entropy per row, float64 (Leng et al. 2022, "PolyLoss", ICLR, arXiv:2204.12511: Poly-1 and
+    the paper's code).
+
+    Poly-1 = CE + epsilon (1 - p_t). With the targets q (one-hot, or class probabilities; either smoothed as
+    F.cross_entropy smooths them, q (1 - eps) + eps / C) and class weights w_c (F.cross_entropy's ``weight``):
+    L = sum_c w_c q_c (-log p_c + epsilon (1 - p_c)), which for w = 1 and q summing to 1 is the paper's code,
+    CE + epsilon (1 - p_t) with p_t = sum_c q_c p_c. 1 - p_c is -expm1(log p_c). ``ignore_index`` rows give 0.
+    """
+    x = _f64(x)
+    num_classes = x.shape[1]
+    log_p = torch.log_softmax(x, dim=1)
+    if target.is_floating_point():
+        q = _f64(target) * (1 - label_smoothing) + label_smoothing / num_classes
+    else:
+        q = _smoothed_one_hot(target, num_classes, label_smoothing, ignore_index)
+    if weight is not None:
+        shape = [1] * x.ndim
+        shape[1] = num_classes
+        q = q * _f64(weight).reshape(shape)
+    return (q * (-log_p + epsilon * -torch.expm1(log_p))).sum(dim=1)
+
+
+def poly1_focal_loss(
+    x: Tensor, y: Tensor, epsilon: float = 1.0, alpha: AlphaLike = 0.25, gamma: float = 2.0
+) -> Tensor:
+    """Poly-1 focal loss per element, float64 (Leng et al. 2022, "PolyLoss": Poly-1 focal loss and its
+    code).
+
+    Poly-1 = FL + epsilon (1 - p_t)^(gamma + 1), FL the (alpha-balanced) sigmoid focal loss of
+    :func:`sigmoid_focal_loss` and 1 - p_t = p (1 - y) + (1 - p) y; the poly term is not alpha-weighted.
+    """
+    x = _f64(x)
+    y = _f64(y)
+    one_minus_p_t = torch.sigmoid(x) * (1 - y) + torch.sigmoid(-x) * y
+    return sigmoid_focal_loss(x, y, alpha, gamma) + epsilon * one_minus_p_t ** (gamma + 1)

@@ -102,5 +102,25 @@ OPS: dict[str, LossOp] = {
             "distribution_focal", (), (), True,
             "(y_r - y) CE(x, y_l) + (y - y_l) CE(x, y_r) over the bins along dim 1; float targets (N, d1, ...)",
         ),
+        LossOp(
+            "equalized_focal", ("gamma", "weight", "alpha_pos", "alpha_neg"), (), False,
+            "a_t w_j (1 - p_t)^gamma_j BCE(sigmoid(x), y), gamma_j and w_j per class (dim 1); (C = background)",
+        ),
+        LossOp(
+            "asymmetric", (), ("gamma_pos", "gamma_neg", "clip", "detach_focal_weight"), False,
+            "y (1 - p)^gamma_pos (-log p) + (1 - y) p_m^gamma_neg (-log(1 - p_m)), p_m = max(p - clip, 0); float targets",
+        ),
+        LossOp(
+            "asymmetric_single_label", (), ("gamma_pos", "gamma_neg", "label_smoothing"), True,
+            "-sum_c q_c w_c log p_c over softmax(x), w_t = (1 - p_t)^gamma_pos, w_c = p_c^gamma_neg; class indices",
+        ),
+        LossOp(
+            "poly1_cross_entropy", ("class_weight",), ("epsilon", "label_smoothing"), True,
+            "sum_c w_c q_c (-log p_c + epsilon (1 - p_c)) = CE + epsilon (1 - p_t); class indices or probabilities",
+        ),
+        LossOp(
+            "poly1_focal", ("alpha_pos", "alpha_neg"), ("gamma", "epsilon"), False,
+            "a_t (1 - p_t)^gamma BCE(sigmoid(x), y) + epsilon (1 - p_t)^(gamma + 1); float targets",
+        ),
     )
 }

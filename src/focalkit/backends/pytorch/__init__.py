@@ -35,6 +35,11 @@ _OPS = {
     "gaussian_focal": ("gaussian", "forward", "differentiable"),
     "gaussian_focal_probs": ("gaussian", "forward_probs", "differentiable_probs"),
     "distribution_focal": ("distribution", "forward", "differentiable"),
+    "equalized_focal": ("equalized", "forward", "differentiable"),
+    "asymmetric": ("asymmetric", "forward", "differentiable"),
+    "asymmetric_single_label": ("asymmetric", "forward_single_label", "differentiable_single_label"),
+    "poly1_cross_entropy": ("poly", "forward_ce", "differentiable_ce"),
+    "poly1_focal": ("poly", "forward_focal", "differentiable_focal"),
 }
 
 
