@@ -199,6 +199,14 @@ CALLS = {
                                                       iou_weighted=True, reduction="mean")),
     "gaussian_focal_loss": (focalkit.gaussian_focal_loss, dict(inputs=X, targets=torch.rand(4, 3) * (1 - Y) + Y,
                                                                 alpha=2.0, beta=4.0, reduction="mean", from_logits=True)),
+    "asymmetric_loss": (focalkit.asymmetric_loss, dict(inputs=X, targets=Y, gamma_pos=0.0, gamma_neg=4.0, clip=0.05,
+                                                        reduction="mean")),
+    "asymmetric_loss_single_label": (focalkit.asymmetric_loss_single_label, dict(
+        input=X, target=T, gamma_pos=0.0, gamma_neg=4.0, reduction="mean", label_smoothing=0.1, ignore_index=-100)),
+    "poly1_cross_entropy": (focalkit.poly1_cross_entropy, dict(input=X, target=T, epsilon=1.0, reduction="mean",
+                                                                label_smoothing=0.0, ignore_index=-100)),
+    "poly1_focal_loss": (focalkit.poly1_focal_loss, dict(inputs=X, targets=Y, epsilon=1.0, alpha=0.25, gamma=2.0,
+                                                          reduction="mean")),
     "distribution_focal_loss": (focalkit.distribution_focal_loss, dict(inputs=torch.randn(4, 5),
                                                                         targets=torch.tensor([0.0, 1.5, 3.9, 4.0]),
                                                                         reduction="mean")),
@@ -214,6 +222,8 @@ VALID_FOR = {
 VALID_FOR |= {
     ("normalizer", "none"), ("normalizer", "large"),  # None is the default; any finite number >= 0 is a denominator
     ("varifocal_loss", "alpha", "large"),  # VarifocalNet's alpha weighs negatives: any number >= 0
+    ("gamma_pos", "large"), ("gamma_neg", "large"), ("epsilon", "large"),  # exponents and the poly weight
+    ("clip", "none"),  # None disables the probability shift
 }
 
 
