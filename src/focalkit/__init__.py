@@ -32,6 +32,9 @@ Functions (the logic) and modules (thin shells):
 ``asymmetric_loss_single_label``       the ASL authors' single-label (softmax) variant ``ASLSingleLabel``
 ``poly1_cross_entropy``                Poly-1 cross-entropy (PolyLoss), conventions of ``F.cross_entropy``
 ``poly1_focal_loss``                   Poly-1 focal loss (PolyLoss), conventions of torchvision's focal loss
+``dice_focal_loss``                    Dice + focal loss for segmentation, MONAI ``DiceFocalLoss`` conventions
+``focal_tversky_loss``                 Focal Tversky loss (Abraham & Khan 2019)
+``focal_loss``                         focal loss with smp's modes: "binary", "multiclass", "multilabel"
 ``class_balanced_weights``             Cui et al. 2019 weights from class counts
 ``prior_bias`` / ``init_prior_bias_``  the paper's prior-probability bias initialisation
 =====================================  ==========================================================================
@@ -61,6 +64,9 @@ _LAZY = {
     "asymmetric_loss_single_label": "focalkit.functional",
     "poly1_cross_entropy": "focalkit.functional",
     "poly1_focal_loss": "focalkit.functional",
+    "dice_focal_loss": "focalkit.functional",
+    "focal_tversky_loss": "focalkit.functional",
+    "focal_loss": "focalkit.functional",
     "class_balanced_weights": "focalkit.imbalance",
     "prior_bias": "focalkit.imbalance",
     "init_prior_bias_": "focalkit.imbalance",
@@ -82,6 +88,8 @@ _LAZY = {
     "AsymmetricLossSingleLabel": "focalkit.nn",
     "Poly1CrossEntropyLoss": "focalkit.nn",
     "Poly1FocalLoss": "focalkit.nn",
+    "DiceFocalLoss": "focalkit.nn",
+    "FocalTverskyLoss": "focalkit.nn",
 }
 _SUBMODULES = (
     "adaptive", "backends", "functional", "gradient_mode", "imbalance", "nn", "reference", "semantics", "value_checks",
@@ -91,10 +99,12 @@ __all__ = [
     "AsymmetricLoss",
     "AsymmetricLossSingleLabel",
     "BinaryFocalLoss",
+    "DiceFocalLoss",
     "DistributionFocalLoss",
     "EqualizedFocalLoss",
     "FocalKitError",
     "FocalLoss",
+    "FocalTverskyLoss",
     "GaussianFocalLoss",
     "InvalidArgumentError",
     "InvalidTypeError",
@@ -109,8 +119,11 @@ __all__ = [
     "asymmetric_loss_single_label",
     "binary_focal_loss",
     "class_balanced_weights",
+    "dice_focal_loss",
     "distribution_focal_loss",
     "equalized_focal_loss",
+    "focal_loss",
+    "focal_tversky_loss",
     "gaussian_focal_loss",
     "get_gradient_mode",
     "get_value_checks",
@@ -152,8 +165,11 @@ if TYPE_CHECKING:  # what static tools see; at run time the names above load laz
         asymmetric_loss,
         asymmetric_loss_single_label,
         binary_focal_loss,
+        dice_focal_loss,
         distribution_focal_loss,
         equalized_focal_loss,
+        focal_loss,
+        focal_tversky_loss,
         gaussian_focal_loss,
         poly1_cross_entropy,
         poly1_focal_loss,
@@ -168,9 +184,11 @@ if TYPE_CHECKING:  # what static tools see; at run time the names above load laz
         AsymmetricLoss,
         AsymmetricLossSingleLabel,
         BinaryFocalLoss,
+        DiceFocalLoss,
         DistributionFocalLoss,
         EqualizedFocalLoss,
         FocalLoss,
+        FocalTverskyLoss,
         GaussianFocalLoss,
         Poly1CrossEntropyLoss,
         Poly1FocalLoss,

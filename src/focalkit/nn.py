@@ -19,7 +19,9 @@ from .functional import (
     asymmetric_loss,
     asymmetric_loss_single_label,
     binary_focal_loss,
+    dice_focal_loss,
     distribution_focal_loss,
+    focal_tversky_loss,
     gaussian_focal_loss,
     poly1_cross_entropy,
     poly1_focal_loss,
@@ -35,14 +37,17 @@ from .functional.poly import _check_epsilon
 from .functional.quality import QualityTargets
 from .semantics import check_label_smoothing
 from .semantics import check_bool, check_reduction, check_sigmoid_alpha, check_softmax_alpha
+from .semantics import check_number as check_real_number
 
 __all__ = [
     "AsymmetricLoss",
     "AsymmetricLossSingleLabel",
     "BinaryFocalLoss",
+    "DiceFocalLoss",
     "DistributionFocalLoss",
     "EqualizedFocalLoss",
     "FocalLoss",
+    "FocalTverskyLoss",
     "GaussianFocalLoss",
     "Poly1CrossEntropyLoss",
     "Poly1FocalLoss",
@@ -518,3 +523,122 @@ class Poly1FocalLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"epsilon={self.epsilon}, alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
+
+
+# ---------------------------------------------------------------------------------------------- segmentation family
+def _store_class_values(module: nn.Module, name: str, value: object, *, unit_range: bool) -> None:
+    """Per-class values become a float32 buffer (moved by ``.to()``); a number (checked) or None stays an attribute.
+    The length is checked against the input's classes at call time (C, or C - 1 without the background)."""
+    if isinstance(value, (list, tuple)) or (isinstance(value, Tensor) and value.ndim > 0):
+        module.register_buffer(name, per_class_buffer(name, value, unit_range=unit_range))
+    elif value is None:
+        setattr(module, name, None)
+    else:
+        setattr(module, name, check_real_number(name, scalar_value(value), minimum=0.0,
+                                                maximum=1.0 if unit_range else None))
+
+
+class DiceFocalLoss(nn.Module):
+    """Module form of :func:`focalkit.dice_focal_loss` (MONAI's ``DiceFocalLoss`` conventions; arguments by keyword,
+    ``softmax=False`` for MONAI's ``sigmoid=True``).
+
+    Example:
+        >>> criterion = DiceFocalLoss(include_background=False, alpha=[0.25, 0.75], weight=[1.0, 2.0])
+        >>> loss = criterion(torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8)))
+    """
+
+    def __init__(
+        self,
+        *,
+        softmax: bool = True,
+        include_background: bool = True,
+        to_onehot_y: bool | None = None,
+        alpha: float | Sequence[float] | Tensor | None = None,
+        gamma: float = 2.0,
+        weight: float | Sequence[float] | Tensor | None = None,
+        lambda_dice: float = 1.0,
+        lambda_focal: float = 1.0,
+        smooth_nr: float = 1e-5,
+        smooth_dr: float = 1e-5,
+        batch: bool = False,
+        squared_pred: bool = False,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+    ) -> None:
+        super().__init__()
+        self.softmax = check_bool("softmax", softmax)
+        self.include_background = check_bool("include_background", include_background)
+        self.to_onehot_y = None if to_onehot_y is None else check_bool("to_onehot_y", to_onehot_y)
+        _store_class_values(self, "alpha", alpha, unit_range=True)
+        self.gamma = check_gamma(gamma)
+        _store_class_values(self, "weight", weight, unit_range=False)
+        self.lambda_dice = check_number("lambda_dice", lambda_dice, minimum=0.0)
+        self.lambda_focal = check_number("lambda_focal", lambda_focal, minimum=0.0)
+        self.smooth_nr = check_number("smooth_nr", smooth_nr, minimum=0.0)
+        self.smooth_dr = check_number("smooth_dr", smooth_dr, minimum=0.0, strict=True)
+        self.batch = check_bool("batch", batch)
+        self.squared_pred = check_bool("squared_pred", squared_pred)
+        self.reduction = check_reduction(reduction, ("mean", "sum"))
+        self.ignore_index = check_ignore_index(ignore_index)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return dice_focal_loss(
+            input, target, softmax=self.softmax, include_background=self.include_background,
+            to_onehot_y=self.to_onehot_y, alpha=self.alpha, gamma=self.gamma, weight=self.weight,
+            lambda_dice=self.lambda_dice, lambda_focal=self.lambda_focal, smooth_nr=self.smooth_nr,
+            smooth_dr=self.smooth_dr, batch=self.batch, squared_pred=self.squared_pred, reduction=self.reduction,
+            ignore_index=self.ignore_index,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"softmax={self.softmax}, include_background={self.include_background}, gamma={self.gamma}, "
+                f"lambda_dice={self.lambda_dice}, lambda_focal={self.lambda_focal}, batch={self.batch}, "
+                f"reduction={self.reduction!r}")
+
+
+class FocalTverskyLoss(nn.Module):
+    """Module form of :func:`focalkit.focal_tversky_loss` (Abraham & Khan 2019; ``alpha`` weighs false negatives).
+
+    Example:
+        >>> criterion = FocalTverskyLoss(alpha=0.7, beta=0.3, gamma=0.75)
+        >>> loss = criterion(torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8)))
+    """
+
+    def __init__(
+        self,
+        *,
+        softmax: bool = True,
+        include_background: bool = True,
+        to_onehot_y: bool | None = None,
+        alpha: float = 0.7,
+        beta: float = 0.3,
+        gamma: float = 0.75,
+        smooth: float = 1e-5,
+        batch: bool = False,
+        weight: float | Sequence[float] | Tensor | None = None,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+    ) -> None:
+        super().__init__()
+        self.softmax = check_bool("softmax", softmax)
+        self.include_background = check_bool("include_background", include_background)
+        self.to_onehot_y = None if to_onehot_y is None else check_bool("to_onehot_y", to_onehot_y)
+        self.alpha = check_number("alpha", alpha, minimum=0.0)
+        self.beta = check_number("beta", beta, minimum=0.0)
+        self.gamma = check_gamma(gamma, strict=True)
+        self.smooth = check_number("smooth", smooth, minimum=0.0, strict=True)
+        self.batch = check_bool("batch", batch)
+        _store_class_values(self, "weight", weight, unit_range=False)
+        self.reduction = check_reduction(reduction)
+        self.ignore_index = check_ignore_index(ignore_index)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return focal_tversky_loss(
+            input, target, softmax=self.softmax, include_background=self.include_background,
+            to_onehot_y=self.to_onehot_y, alpha=self.alpha, beta=self.beta, gamma=self.gamma, smooth=self.smooth,
+            batch=self.batch, weight=self.weight, reduction=self.reduction, ignore_index=self.ignore_index,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, smooth={self.smooth}, "
+                f"softmax={self.softmax}, batch={self.batch}, reduction={self.reduction!r}")
