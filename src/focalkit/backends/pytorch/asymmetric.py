@@ -239,7 +239,7 @@ def _softmax_chain(x: Tensor, p: Tensor, u: Tensor, e: Tensor) -> Tensor:
     p_j may round to 1 and E_j dominate, and the total minus E_j would cancel.
     """
     total = e.sum(dim=1, keepdim=True)
-    top = x.argmax(dim=1, keepdim=True)
+    top = x.detach().max(dim=1, keepdim=True).indices  # argmax over dim 1 of (N, C, S) is ~10x slower
     others_top = e.scatter(1, top, torch.zeros_like(top, dtype=e.dtype)).sum(dim=1, keepdim=True)
     others = (total - e).scatter(1, top, others_top)
     return p * others - e * u

@@ -123,10 +123,9 @@ def _log_p_and_log_u(x: Tensor) -> tuple[Tensor, Tensor]:
     (S'_c >= 1 there) and is summed directly for the arg-max; S'_c is clamped at the smallest normal number so that
     the log and its derivative stay finite (the clamped factor is below 1e-38 ** gamma).
     """
-    m = x.amax(dim=1, keepdim=True).detach()
+    m, top = x.detach().max(dim=1, keepdim=True)  # one pass (argmax over dim 1 of (N, C, S) is ~10x slower)
     e = torch.exp(x - m)
     s_total = e.sum(dim=1, keepdim=True)
-    top = x.argmax(dim=1, keepdim=True)
     s_others_top = e.scatter(1, top, torch.zeros_like(top, dtype=e.dtype)).sum(dim=1, keepdim=True)
     # log S = log1p(S'_top + (e_top - 1)): e_top - 1 is exactly 0 but carries the arg-max's derivative; log1p keeps
     # -log p accurate when the arg-max's p -> 1 (log_softmax's log S rounds to 0 there).
