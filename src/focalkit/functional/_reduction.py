@@ -29,12 +29,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .._autograd import focal_loss_op
 from .._checks import check_number, check_same_device, describe
 from .._targets import count_elements
 from ..value_checks import value_checks_enabled
 from ..errors import argument_error
 
-__all__ = ["finish_reduction", "check_normalizer", "reduce_elementwise"]
+__all__ = ["finish_reduction", "check_normalizer", "reduce_elementwise", "weighted_loss"]
 
 
 def check_normalizer(normalizer: object, reduction: str, sync_normalizer: bool, logits: Tensor) -> None:
@@ -109,3 +110,27 @@ def reduce_elementwise(
     return finish_reduction(
         loss, reduction, lambda: count_elements(inputs, targets, ignore_index), normalizer, sync_normalizer, inputs.dtype
     )
+
+
+def weighted_loss(
+    op: str,
+    inputs: Tensor,
+    targets: Tensor,
+    reduction: str,
+    weight: Tensor | None,
+    *,
+    tensors: dict[str, Tensor | None] | None = None,
+    scalars: dict[str, float],
+    ignore_index: int | None = None,
+) -> Tensor:
+    """The loss of contract op ``op`` times an optional element ``weight``: unreduced for ``reduction="none"``, else
+    its sum (fused into the kernel when there is no weight)."""
+    fuse_sum = reduction != "none" and weight is None
+    loss = focal_loss_op(
+        op, inputs, targets, tensors=tensors, scalars=scalars, ignore_index=ignore_index, reduce_sum=fuse_sum
+    )
+    if weight is not None:
+        loss = loss * weight
+        if reduction != "none":
+            loss = loss.sum()
+    return loss

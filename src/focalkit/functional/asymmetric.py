@@ -9,11 +9,10 @@ from torch import Tensor
 from .. import semantics
 from .._autograd import focal_loss_op
 from .._checks import check_floating, check_ignore_index, check_number, check_tensor, describe, scalar_value
-from .._targets import count_elements
 from ..errors import argument_error, type_error
 from ..semantics import check_bool, check_label_smoothing, check_reduction
 from ._detection import check_dense_targets, check_loss_weight
-from ._reduction import check_normalizer, finish_reduction
+from ._reduction import check_normalizer, finish_reduction, reduce_elementwise, weighted_loss
 from .softmax import _check_target
 
 __all__ = ["asymmetric_loss", "asymmetric_loss_single_label"]
@@ -99,22 +98,10 @@ def asymmetric_loss(
     weight = check_loss_weight(weight, inputs, [tuple(inputs.shape)])
     check_normalizer(normalizer, reduction, False, inputs)
 
-    fuse_sum = reduction != "none" and weight is None
-    loss = focal_loss_op(
-        "asymmetric", inputs, targets,
-        scalars={"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip,
-                 "detach_focal_weight": 1.0 if detach_focal_weight else 0.0},
-        reduce_sum=fuse_sum,
+    loss = weighted_loss(
+        "asymmetric", inputs, targets, reduction, weight, scalars={"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip, "detach_focal_weight": 1.0 if detach_focal_weight else 0.0},
     )
-    if weight is not None:
-        loss = loss * weight
-        if reduction != "none":
-            loss = loss.sum()
-    if reduction == "none":
-        return loss.to(inputs.dtype)
-    return finish_reduction(
-        loss, reduction, lambda: count_elements(inputs, targets, None), normalizer, False, inputs.dtype
-    )
+    return reduce_elementwise(loss, reduction, inputs, targets, None, normalizer)
 
 
 def asymmetric_loss_single_label(

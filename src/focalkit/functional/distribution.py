@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._autograd import focal_loss_op
 from .._checks import FLOAT_DTYPES, check_floating, check_same_device, check_tensor, describe
 from ..errors import argument_error, type_error
 from ..semantics import check_reduction
 from ..value_checks import value_checks_enabled
 from ._detection import check_loss_weight
-from ._reduction import check_normalizer, finish_reduction
+from ._reduction import check_normalizer, finish_reduction, weighted_loss
 
 __all__ = ["distribution_focal_loss"]
 
@@ -93,12 +92,7 @@ def distribution_focal_loss(
     weight = check_loss_weight(weight, inputs, [tuple(targets.shape)])
     check_normalizer(normalizer, reduction, False, inputs)
 
-    fuse_sum = reduction != "none" and weight is None
-    loss = focal_loss_op("distribution_focal", inputs, targets, scalars={}, reduce_sum=fuse_sum)
-    if weight is not None:
-        loss = loss * weight
-        if reduction != "none":
-            loss = loss.sum()
+    loss = weighted_loss("distribution_focal", inputs, targets, reduction, weight, scalars={})
     if reduction == "none":
         return loss.to(inputs.dtype)
     return finish_reduction(

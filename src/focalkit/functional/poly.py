@@ -9,12 +9,11 @@ from torch import Tensor
 
 from .._autograd import focal_loss_op
 from .._checks import check_floating, check_gamma, check_ignore_index, check_number, class_vector, describe, scalar_value
-from .._targets import count_elements
 from ..errors import argument_error, type_error
 from ..semantics import check_label_smoothing, check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
 from ._detection import check_dense_targets, check_loss_weight
-from ._reduction import check_normalizer, finish_reduction
+from ._reduction import check_normalizer, finish_reduction, reduce_elementwise, weighted_loss
 from .softmax import _check_target
 
 __all__ = ["poly1_cross_entropy", "poly1_focal_loss"]
@@ -181,17 +180,7 @@ def poly1_focal_loss(
     weight = check_loss_weight(weight, inputs, [tuple(inputs.shape)])
     check_normalizer(normalizer, reduction, False, inputs)
 
-    fuse_sum = reduction != "none" and weight is None
-    loss = focal_loss_op(
-        "poly1_focal", inputs, targets, tensors={"alpha_pos": alpha_pos, "alpha_neg": alpha_neg},
-        scalars={"gamma": gamma, "epsilon": epsilon}, reduce_sum=fuse_sum,
+    loss = weighted_loss(
+        "poly1_focal", inputs, targets, reduction, weight, tensors={"alpha_pos": alpha_pos, "alpha_neg": alpha_neg}, scalars={"gamma": gamma, "epsilon": epsilon},
     )
-    if weight is not None:
-        loss = loss * weight
-        if reduction != "none":
-            loss = loss.sum()
-    if reduction == "none":
-        return loss.to(inputs.dtype)
-    return finish_reduction(
-        loss, reduction, lambda: count_elements(inputs, targets, None), normalizer, False, inputs.dtype
-    )
+    return reduce_elementwise(loss, reduction, inputs, targets, None, normalizer)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._autograd import focal_loss_op
 from .._checks import (
     FLOAT_DTYPES,
     check_class_indices,
@@ -17,11 +16,10 @@ from .._checks import (
     check_unit_interval_values,
     describe,
 )
-from .._targets import count_elements
 from ..errors import argument_error, type_error
 from ..semantics import check_reduction
 from ._detection import check_dense_targets, check_loss_weight
-from ._reduction import check_normalizer, finish_reduction
+from ._reduction import check_normalizer, reduce_elementwise, weighted_loss
 
 __all__ = ["quality_focal_loss"]
 
@@ -129,17 +127,7 @@ def quality_focal_loss(
     check_normalizer(normalizer, reduction, False, inputs)
     index_ignore = None if scores is None else ignore_index
 
-    fuse_sum = reduction != "none" and weight is None
-    loss = focal_loss_op(
-        "quality_focal", inputs, targets, tensors={"scores": scores}, scalars={"beta": beta},
-        ignore_index=index_ignore, reduce_sum=fuse_sum,
+    loss = weighted_loss(
+        "quality_focal", inputs, targets, reduction, weight, tensors={"scores": scores}, scalars={"beta": beta}, ignore_index=index_ignore,
     )
-    if weight is not None:
-        loss = loss * weight
-        if reduction != "none":
-            loss = loss.sum()
-    if reduction == "none":
-        return loss.to(inputs.dtype)
-    return finish_reduction(
-        loss, reduction, lambda: count_elements(inputs, targets, index_ignore), normalizer, False, inputs.dtype
-    )
+    return reduce_elementwise(loss, reduction, inputs, targets, index_ignore, normalizer)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._autograd import focal_loss_op
 from ..backends import counts_invalid_targets
 from ..value_checks import value_checks_enabled
 from .._checks import (
@@ -23,7 +22,7 @@ from .._checks import (
 from ..errors import argument_error, type_error
 from ..semantics import check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._reduction import check_normalizer, reduce_elementwise
+from ._reduction import check_normalizer, reduce_elementwise, weighted_loss
 
 __all__ = ["sigmoid_focal_loss", "check_sigmoid_targets", "check_sigmoid_target_values"]
 
@@ -160,18 +159,7 @@ def sigmoid_focal_loss(
     check_normalizer(normalizer, reduction, sync_normalizer, inputs)
     index_ignore = None if targets.is_floating_point() else ignore_index
 
-    fuse_sum = reduction != "none" and weight is None
-    loss = focal_loss_op(
-        "sigmoid_focal",
-        inputs,
-        targets,
-        tensors=tensors,
-        scalars={"gamma": gamma},
-        ignore_index=index_ignore,
-        reduce_sum=fuse_sum,
+    loss = weighted_loss(
+        "sigmoid_focal", inputs, targets, reduction, weight, tensors=tensors, scalars={"gamma": gamma}, ignore_index=index_ignore,
     )
-    if weight is not None:
-        loss = loss * weight
-        if reduction != "none":
-            loss = loss.sum()
     return reduce_elementwise(loss, reduction, inputs, targets, index_ignore, normalizer, sync_normalizer)

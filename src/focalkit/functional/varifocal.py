@@ -6,13 +6,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._autograd import focal_loss_op
-from .._checks import check_floating, check_gamma, check_number, check_same_device, check_tensor, check_unit_interval_values, describe
-from .._targets import count_elements
+from .._checks import (
+    check_floating,
+    check_gamma,
+    check_number,
+    check_same_device,
+    check_tensor,
+    check_unit_interval_values,
+    describe,
+)
 from ..errors import argument_error, type_error
 from ..semantics import check_bool, check_reduction
 from ._detection import check_dense_targets, check_loss_weight
-from ._reduction import check_normalizer, finish_reduction
+from ._reduction import check_normalizer, reduce_elementwise, weighted_loss
 
 __all__ = ["varifocal_loss"]
 
@@ -100,17 +106,7 @@ def varifocal_loss(
     weight = check_loss_weight(weight, inputs, [tuple(inputs.shape)])
     check_normalizer(normalizer, reduction, False, inputs)
 
-    fuse_sum = reduction != "none" and weight is None
-    loss = focal_loss_op(
-        "varifocal", inputs, targets, tensors={"labels": labels},
-        scalars={"alpha": alpha, "gamma": gamma, "iou_weighted": 1.0 if iou_weighted else 0.0}, reduce_sum=fuse_sum,
+    loss = weighted_loss(
+        "varifocal", inputs, targets, reduction, weight, tensors={"labels": labels}, scalars={"alpha": alpha, "gamma": gamma, "iou_weighted": 1.0 if iou_weighted else 0.0},
     )
-    if weight is not None:
-        loss = loss * weight
-        if reduction != "none":
-            loss = loss.sum()
-    if reduction == "none":
-        return loss.to(inputs.dtype)
-    return finish_reduction(
-        loss, reduction, lambda: count_elements(inputs, targets, None), normalizer, False, inputs.dtype
-    )
+    return reduce_elementwise(loss, reduction, inputs, targets, None, normalizer)
