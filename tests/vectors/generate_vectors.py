@@ -9,7 +9,8 @@ tails are covered by the front-ends' own stability tests.
 Inputs are float32-exact numbers (a front-end computing in float32 sees exactly the stored inputs), so the only
 error a front-end may show is its own arithmetic. Rerun with::
 
-    python tests/vectors/generate_vectors.py
+    python tests/vectors/generate_vectors.py                    # both files
+    python tests/vectors/generate_vectors.py --detection-only   # only detection_vectors.json
 
 The output is deterministic (fixed seed); commit the JSON together with any change to this script.
 """
@@ -29,6 +30,10 @@ import torch
 from focalkit import reference
 
 OUT = Path(__file__).with_name("focal_vectors.json")
+# The detection losses live in their own file (same format and tolerances) so that front-ends / tests that check
+# focal_vectors.json case by case are unaffected; checked by tests/test_frontend_jax_detection.py.
+OUT_DETECTION = Path(__file__).with_name("detection_vectors.json")
+SEED_DETECTION = 20200608  # arXiv:2006.04388 (GFL)
 SEED = 20170807  # arXiv:1708.02002
 mp.mp.dps = 50
 REFERENCE_CHECK_RTOL = 1e-8
@@ -289,6 +294,120 @@ def softmax_soft_cases(rng: np.random.Generator) -> list[dict]:
     return cases
 
 
+def mp_bce(x: Any, y: Any) -> Any:
+    return mp.log1p(mp.exp(x)) - x * y  # softplus(x) - x y
+
+
+def mp_quality(x: float, y: float, beta: float) -> Any:
+    x, y = mp.mpf(x), mp.mpf(y)
+    p = 1 / (1 + mp.exp(-x))
+    return abs(y - p) ** beta * mp_bce(x, y) if beta else mp_bce(x, y)
+
+
+def mp_varifocal(x: float, q: float, alpha: float, gamma: float, iou_weighted: bool) -> Any:
+    x, q = mp.mpf(x), mp.mpf(q)
+    p = 1 / (1 + mp.exp(-x))
+    weight = (q if iou_weighted else 1) if q > 0 else alpha * (p**gamma if gamma else 1)
+    return weight * mp_bce(x, q)
+
+
+def mp_gaussian(x: float, y: float, alpha: float, beta: float) -> Any:
+    x, y = mp.mpf(x), mp.mpf(y)
+    p = 1 / (1 + mp.exp(-x))
+    if y == 1:
+        return (1 - p) ** alpha * mp.log1p(mp.exp(-x))
+    return (1 - y) ** beta * p**alpha * mp.log1p(mp.exp(x))
+
+
+def heatmap_labels(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """Gaussian-heatmap-like targets: exact peaks (1), zeros and values in (0, 1)."""
+    y = f32(np.exp(-rng.uniform(0, 6, shape)))
+    kind = rng.uniform(size=shape)
+    return np.where(kind < 0.2, 1.0, np.where(kind < 0.5, 0.0, y))
+
+
+def detection_case(fn: str, params: dict, x: np.ndarray, y: np.ndarray, ref: Any, mp_fn: Any) -> dict:
+    f = lambda t, y=y: ref(t, torch.tensor(y))  # noqa: E731
+    loss = f(torch.tensor(x)).numpy()
+    mp_vals = [mp_fn(x.flat[i], y.flat[i]) for i in range(x.size)]
+    check_against_mp(fn, loss, mp_vals)
+    return {"fn": fn, "params": params, "logits": as_list(x), "labels": as_list(y), "loss": as_list(loss),
+            "grad": as_list(grad_of(f, x))}
+
+
+# Quality Focal Loss crosses zero at p = y: the float32 value of y - p carries an absolute error of about one ulp of
+# max(y, p) (the rounding of sigmoid and of the products), which no float32 evaluation avoids; near the minimum it
+# dominates the relative error. Each QFL case therefore stores a per-element absolute allowance added to the loss
+# tolerance: BCE * ((|y - p| + delta)^beta - |y - p|^beta), delta = 2^-23 max(y, p) (first-order propagation of that
+# error; below 1e-7 relative of the loss away from the minimum).
+QUALITY_DELTA_ULPS = 2.0**-23
+
+
+def quality_loss_atol(x: np.ndarray, y: np.ndarray, beta: float) -> np.ndarray:
+    p = 1 / (1 + np.exp(-x))
+    d = np.abs(y - p)
+    bce = np.logaddexp(0, x) - x * y
+    delta = QUALITY_DELTA_ULPS * np.maximum(y, p)
+    return bce * ((d + delta) ** beta - d**beta)
+
+
+def detection_cases(rng: np.random.Generator) -> list[dict]:
+    cases = []
+    for beta in [0.0, 0.5, 1.0, 2.0, 3.0]:
+        x = logits_mixed(rng, (20, 3))
+        y = np.where(rng.uniform(size=(20, 3)) < 0.5, 0.0, labels_mixed(rng, (20, 3)))  # negatives are 0
+        cases.append(detection_case(
+            "quality_focal_loss", {"beta": beta}, x, y,
+            lambda t, yy, b=beta: reference.quality_focal_loss(t, yy, b),
+            lambda a, b_, beta=beta: mp_quality(a, b_, beta)))
+        cases[-1]["loss_atol"] = as_list(quality_loss_atol(x, y, beta))
+    for alpha, gamma, iou in [(0.75, 2.0, True), (0.75, 2.0, False), (0.25, 0.0, True), (1.0, 0.5, True),
+                              (0.5, 3.0, False)]:
+        x = logits_mixed(rng, (20, 3))
+        q = np.where(rng.uniform(size=(20, 3)) < 0.5, 0.0, f32(rng.uniform(0.05, 1, (20, 3))))
+        cases.append(detection_case(
+            "varifocal_loss", {"alpha": alpha, "gamma": gamma, "iou_weighted": iou}, x, q,
+            lambda t, yy, a=alpha, g=gamma, i=iou: reference.varifocal_loss(t, yy, a, g, i),
+            lambda a_, b_, a=alpha, g=gamma, i=iou: mp_varifocal(a_, b_, a, g, i)))
+    for alpha, beta in [(2.0, 4.0), (0.0, 4.0), (0.5, 1.0), (3.0, 0.0)]:
+        x = logits_mixed(rng, (20, 3))
+        y = heatmap_labels(rng, (20, 3))
+        cases.append(detection_case(
+            "gaussian_focal_loss", {"alpha": alpha, "beta": beta}, x, y,
+            lambda t, yy, a=alpha, b=beta: reference.gaussian_focal_loss(t, yy, a, b),
+            lambda a_, b_, a=alpha, b=beta: mp_gaussian(a_, b_, a, b)))
+    return cases
+
+
+def write_detection() -> None:
+    cases = detection_cases(np.random.default_rng(SEED_DETECTION))
+    for case in cases:
+        for key in ("loss", "grad"):
+            if not all(math.isfinite(v) for v in np.ravel(case[key])):
+                sys.exit(f"non-finite {key} in {case['fn']} {case['params']}")
+    doc = {
+        "description": "focalkit detection-loss test vectors: float64 values of focalkit.reference at float32-exact"
+        " inputs",
+        "generator": "tests/vectors/generate_vectors.py",
+        "seed": SEED_DETECTION,
+        "torch_version": torch.__version__.split("+")[0],
+        "reference_checked_against": f"mpmath {mp.__version__} at {mp.mp.dps} digits, rtol {REFERENCE_CHECK_RTOL}",
+        "conventions": {
+            "quality_focal_loss": "per element; logits (N, C), dense quality targets in [0, 1] (0 = negative); key"
+            " 'loss_atol': per-element absolute allowance added to the loss tolerance, BCE ((|y - p| + delta)^beta -"
+            " |y - p|^beta) with delta = 2^-23 max(y, p), the float32 error of y - p near the minimum p = y",
+            "varifocal_loss": "per element; logits (N, C), target scores q in [0, 1] (q > 0 = positive)",
+            "gaussian_focal_loss": "per element from logits; heatmap targets in [0, 1], 1 = peak; not divided by the"
+            " number of peaks",
+        },
+        "tolerance": TOLERANCE,
+        "cases": cases,
+    }
+    OUT_DETECTION.write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n")
+    n_values = sum(len(np.ravel(c["loss"])) for c in cases)
+    print(f"wrote {OUT_DETECTION} with {len(cases)} cases, {n_values} loss values")
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     cases = sigmoid_cases(rng) + binary_cases(rng) + star_cases(rng) + softmax_cases(rng) + softmax_soft_cases(rng)
@@ -317,7 +436,11 @@ def main() -> None:
     OUT.write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n")
     n_values = sum(len(np.ravel(c["loss"])) for c in cases)
     print(f"wrote {OUT} with {len(cases)} cases, {n_values} loss values")
+    write_detection()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--detection-only"]:  # leave focal_vectors.json as it is
+        write_detection()
+    else:
+        main()

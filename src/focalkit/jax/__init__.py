@@ -6,14 +6,27 @@ static Python numbers, and has the same numerics and semantics as the PyTorch co
 test vectors). Gradients are closed forms supplied through ``jax.custom_jvp``, so ``grad``, ``jacfwd``, ``hessian``,
 ``jit`` and ``vmap`` all work.
 
+The dense-detection losses ``quality_focal_loss`` (GFL), ``varifocal_loss`` (VarifocalNet) and
+``gaussian_focal_loss`` (CornerNet / CenterNet, from logits) follow the same conventions; they are written with stable
+``jnp`` operations in log space and differentiated by plain autodiff (finite for all finite logits).
+
 Reference:
     T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
     arXiv:1708.02002.
 """
 
 from focalkit.jax._binary import binary_focal_loss
+from focalkit.jax._detection import gaussian_focal_loss, quality_focal_loss, varifocal_loss
 from focalkit.jax._sigmoid import sigmoid_focal_loss
 from focalkit.jax._softmax import softmax_focal_loss
 from focalkit.jax._star import sigmoid_focal_loss_star
 
-__all__ = ["binary_focal_loss", "sigmoid_focal_loss", "sigmoid_focal_loss_star", "softmax_focal_loss"]
+__all__ = [
+    "binary_focal_loss",
+    "gaussian_focal_loss",
+    "quality_focal_loss",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_star",
+    "softmax_focal_loss",
+    "varifocal_loss",
+]

@@ -32,7 +32,9 @@ __all__ = [
     "check_alpha",
     "check_broadcast_to",
     "check_class_indices",
+    "check_flag",
     "check_gamma",
+    "check_nonnegative",
     "check_static_number",
     "float_labels",
     "float_logits",
@@ -234,3 +236,14 @@ def float_labels(name: str, y: Any, like: jnp.ndarray, what: str = "the logits' 
     if invalid is not None:
         arr = jnp.where(invalid, 0.0, arr).astype(like.dtype)
     return arr, invalid
+
+
+def check_nonnegative(name: str, value: Any) -> float:
+    """Return a static finite real ``>= 0`` (the detection losses' ``alpha`` / ``beta``) as a Python float."""
+    _reject_array(name, value)
+    return semantics.check_number(name, value, minimum=0.0)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """A static Python (or NumPy) bool such as ``iou_weighted``; numbers and arrays raise InvalidTypeError."""
+    return semantics.check_bool(name, value)

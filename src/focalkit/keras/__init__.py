@@ -9,6 +9,9 @@ numbers as the PyTorch core (checked against shared float64 test vectors on all 
 ``BinaryFocalLoss``                sigmoid focal loss (logits or probabilities), per-class alpha
 ``CategoricalFocalLoss``           softmax focal loss, one-hot / soft targets
 ``SparseCategoricalFocalLoss``     softmax focal loss, integer targets, ``ignore_class``
+``QualityFocalLoss``               Quality Focal Loss (GFL) from logits, dense quality targets
+``VarifocalLoss``                  Varifocal Loss (VarifocalNet) from logits
+``GaussianFocalLoss``              Gaussian focal loss (CornerNet / CenterNet heatmaps) from logits
 ``binary_focal_loss`` etc.         the functions behind the classes (per-sample losses)
 =================================  ======================================================================
 
@@ -24,12 +27,26 @@ from focalkit.keras._categorical import (
     categorical_focal_loss,
     sparse_categorical_focal_loss,
 )
+from focalkit.keras._detection import (
+    GaussianFocalLoss,
+    QualityFocalLoss,
+    VarifocalLoss,
+    gaussian_focal_loss,
+    quality_focal_loss,
+    varifocal_loss,
+)
 
 __all__ = [
     "BinaryFocalLoss",
     "CategoricalFocalLoss",
+    "GaussianFocalLoss",
+    "QualityFocalLoss",
     "SparseCategoricalFocalLoss",
+    "VarifocalLoss",
     "binary_focal_loss",
     "categorical_focal_loss",
+    "gaussian_focal_loss",
+    "quality_focal_loss",
     "sparse_categorical_focal_loss",
+    "varifocal_loss",
 ]
