@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+import focalkit
+
 # Relative / absolute tolerance of a back-end against the float64 reference, per input dtype. Half-precision
 # inputs are rounded before the reference sees them, so the remaining error is that of fp32 math plus the rounding of
 # the output to the input dtype ("none" reductions).
@@ -29,6 +31,14 @@ PATTERNS = {
     "random": lambda g, shape: (torch.rand(shape, generator=g) > 0.5).float(),
     "soft": lambda g, shape: torch.rand(shape, generator=g),
 }
+
+
+@pytest.fixture(params=["recompute", "store"])
+def gradient_mode(request):
+    """Runs a test in both gradient modes (focalkit.set_gradient_mode), restoring the default after."""
+    focalkit.set_gradient_mode(request.param)
+    yield request.param
+    focalkit.set_gradient_mode("recompute")
 
 
 def make_logits(band: str, shape, seed: int = 0) -> torch.Tensor:

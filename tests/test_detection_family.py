@@ -18,29 +18,14 @@ import torch.nn.functional as F
 import focalkit
 from focalkit import InvalidArgumentError, InvalidTypeError, reference
 
-from conftest import BANDS, assert_close, make_logits
+from conftest import BANDS, assert_close, make_logits, make_targets
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 TARGET_PATTERNS = ["zeros", "ones", "random", "soft"]
 SHAPE = (6, 5)
 
 
-@pytest.fixture(params=["recompute", "store"])
-def gradient_mode(request):
-    focalkit.set_gradient_mode(request.param)
-    yield request.param
-    focalkit.set_gradient_mode("recompute")
-
-
-def _targets(pattern: str, shape, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    if pattern == "zeros":
-        return torch.zeros(shape)
-    if pattern == "ones":
-        return torch.ones(shape)
-    if pattern == "random":
-        return (torch.rand(shape, generator=g) > 0.5).float()
-    return torch.rand(shape, generator=g)
+_targets = make_targets  # hard, soft, all-0 and all-1 target patterns (conftest)
 
 
 def _with_grad(fn, x, *args, **kwargs):

@@ -27,7 +27,7 @@ import focalkit
 from focalkit import InvalidArgumentError, InvalidTypeError, reference
 from focalkit.adaptive.equalized import equalized_focal_statistics
 
-from conftest import BANDS, assert_close, make_logits
+from conftest import BANDS, assert_close, make_logits, make_targets
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 PATTERNS = ["zeros", "ones", "random", "soft", "index"]
@@ -39,14 +39,7 @@ INDEX = torch.tensor([0, 5, 3, -100, 4, 1])  # 5 = background, -100 = ignored
 
 
 def _targets(pattern: str, shape=(N, C), seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    if pattern == "zeros":
-        return torch.zeros(shape)
-    if pattern == "ones":
-        return torch.ones(shape)
-    if pattern == "random":
-        return (torch.rand(shape, generator=g) > 0.5).float()
-    return torch.rand(shape, generator=g)
+    return make_targets(pattern, shape, seed)
 
 
 def _dense(index: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:

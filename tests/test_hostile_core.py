@@ -20,13 +20,6 @@ def backend(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(params=["recompute", "store"])
-def gradient_mode(request):
-    focalkit.set_gradient_mode(request.param)
-    yield request.param
-    focalkit.set_gradient_mode("recompute")
-
-
 # ---------------------------------------------------------------------------------------- empty batches
 EMPTY_CASES = {
     "softmax probabilities, no rows": lambda x: focalkit.softmax_focal_loss(x(0, 3), torch.zeros(0, 3)),

@@ -28,18 +28,11 @@ logit for every gamma_j >= 0 (0^0 = 1: a class with gamma_j = 0 is the alpha-wei
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..._targets import class_shape
-from ...semantics import LOG_SPACE_BELOW
-from .sigmoid import _binary_or_soft
+from . import sigmoid
 
 __all__ = ["differentiable", "forward"]
-
-
-def _per_class(vector: Tensor | None, shape: list[int], dtype: torch.dtype) -> Tensor | None:
-    return None if vector is None else vector.to(dtype).view(shape)
 
 
 def forward(logits: Tensor, targets: Tensor, *, gamma: Tensor, weight: Tensor | None = None,
@@ -68,41 +61,10 @@ def forward(logits: Tensor, targets: Tensor, *, gamma: Tensor, weight: Tensor | 
         >>> grad.shape
         torch.Size([1, 2])
     """
-    compute_dtype = torch.promote_types(logits.dtype, torch.float32)
-    x = logits.to(compute_dtype)
-    y, valid = _binary_or_soft(logits, targets, ignore_index)
-    shape = class_shape(logits)
-    g = _per_class(gamma, shape, compute_dtype)
-
-    e = torch.exp(-x.abs())
-    log1p_e = torch.log1p(e)
-    inv = 1.0 / (1.0 + e)
-    nonneg = x >= 0
-    p = torch.where(nonneg, inv, e * inv)
-    q = torch.where(nonneg, e * inv, inv)  # 1 - p without cancellation
-    softplus_pos = x.clamp_min(0) + log1p_e  # -log(1 - p)
-    softplus_neg = (-x).clamp_min(0) + log1p_e  # -log(p)
-    ce = y * softplus_neg + (1 - y) * softplus_pos
-    u = p * (1 - y) + q * y
-
-    factor = u.pow(g)  # 0^0 = 1
-    if weight is not None:
-        factor = factor * _per_class(weight, shape, compute_dtype)
-    if alpha_pos is not None and alpha_neg is not None:
-        factor = factor * (_per_class(alpha_pos, shape, compute_dtype) * y
-                           + _per_class(alpha_neg, shape, compute_dtype) * (1 - y))
-    if valid is not None:
-        factor = factor * valid
-    loss = factor * ce
-
-    grad = None
-    if compute_grad:
-        r = torch.where(u > 0, p * q / u, torch.zeros_like(u))
-        d_ce = (1 - y) * p - y * q  # p - y without cancellation
-        grad = (factor * (d_ce + g * (1 - 2 * y) * r * ce)).to(logits.dtype)
-    if reduce_sum:
-        loss = loss.sum()
-    return loss, grad
+    return sigmoid.forward(
+        logits, targets, alpha_pos=alpha_pos, alpha_neg=alpha_neg, gamma=gamma, class_weight=weight,
+        ignore_index=ignore_index, reduce_sum=reduce_sum, compute_grad=compute_grad,
+    )
 
 
 def differentiable(logits: Tensor, targets: Tensor, *, gamma: Tensor, weight: Tensor | None = None,
@@ -132,22 +94,7 @@ def differentiable(logits: Tensor, targets: Tensor, *, gamma: Tensor, weight: Te
         >>> bool(torch.isfinite(h).all())
         True
     """
-    compute_dtype = torch.promote_types(logits.dtype, torch.float32)
-    x = logits.to(compute_dtype)
-    y, valid = _binary_or_soft(logits, targets, ignore_index)
-    shape = class_shape(logits)
-    softplus_pos = F.softplus(x)  # -log(1 - p)
-    softplus_neg = F.softplus(-x)  # -log(p)
-    u = torch.sigmoid(x) * (1 - y) + torch.sigmoid(-x) * y
-    representable = u > LOG_SPACE_BELOW
-    log_u_closed = torch.where(y >= 0.5, -softplus_pos, -softplus_neg)
-    log_u = torch.where(representable, torch.log(torch.where(representable, u, torch.ones_like(u))), log_u_closed)
-    loss = torch.exp(_per_class(gamma, shape, compute_dtype) * log_u) * (y * softplus_neg + (1 - y) * softplus_pos)
-    if weight is not None:
-        loss = loss * _per_class(weight, shape, compute_dtype)
-    if alpha_pos is not None and alpha_neg is not None:
-        loss = loss * (_per_class(alpha_pos, shape, compute_dtype) * y
-                       + _per_class(alpha_neg, shape, compute_dtype) * (1 - y))
-    if valid is not None:
-        loss = loss * valid
-    return loss
+    return sigmoid.differentiable(
+        logits, targets, alpha_pos=alpha_pos, alpha_neg=alpha_neg, gamma=gamma, class_weight=weight,
+        ignore_index=ignore_index,
+    )

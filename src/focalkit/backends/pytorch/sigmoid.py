@@ -40,15 +40,16 @@ __all__ = ["differentiable", "forward"]
 
 
 def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None, alpha_neg: Tensor | None = None,
-            pos_weight: Tensor | None = None, gamma: float, ignore_index: int | None, reduce_sum: bool,
-            compute_grad: bool) -> tuple[Tensor, Tensor | None]:
+            pos_weight: Tensor | None = None, gamma: float | Tensor, ignore_index: int | None, reduce_sum: bool,
+            compute_grad: bool, class_weight: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """Per-element sigmoid focal loss and its derivative, following the kernel contract.
 
     Args:
         logits: float tensor (N, C, d1, ...) or any shape for float targets.
         targets: float tensor of the logits' shape, or int64 class indices of shape (N, d1, ...).
         alpha_pos, alpha_neg: float32 per-class weights of shape (C,) for positive / negative terms, or None (1).
-        gamma: focusing parameter >= 0.
+        gamma: focusing parameter >= 0, or a per-class (C,) tensor of them (the equalized focal loss).
+        class_weight: optional per-class (C,) factor of every term (the equalized focal loss' gamma_j / gamma_b).
         ignore_index: index-target value whose rows contribute nothing (None: no such value).
         reduce_sum: return the float32 sum instead of per-element losses.
         compute_grad: also return d loss_i / d x_i (in the logits' dtype); otherwise None.
@@ -80,9 +81,10 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
     positive_term = y * softplus_neg if pos_weight is None else pos_weight.view(shape) * y * softplus_neg
     ce = positive_term + (1 - y) * softplus_pos
     u = p * (1 - y) + q * y
-    modulating = u.pow(gamma)
-
-    weight = modulating
+    gamma = _class_view(gamma, shape, x.dtype)
+    weight = u.pow(gamma)  # 0^0 = 1
+    if class_weight is not None:
+        weight = weight * _class_view(class_weight, shape, x.dtype)
     if alpha_pos is not None and alpha_neg is not None:
         weight = weight * (alpha_pos.view(shape) * y + alpha_neg.view(shape) * (1 - y))
     if valid is not None:
@@ -101,6 +103,11 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
     return loss, grad
 
 
+def _class_view(value: float | Tensor, shape: list[int], dtype: torch.dtype) -> float | Tensor:
+    """A number as it is; a per-class (C,) tensor viewed to broadcast along dim 1, in the compute dtype."""
+    return value.to(dtype).view(shape) if isinstance(value, Tensor) else value
+
+
 def _binary_or_soft(logits: Tensor, targets: Tensor, ignore_index: int | None) -> tuple[Tensor, Tensor | None]:
     """Targets as floats of the logits' shape in the compute dtype, and the row-validity mask (index targets)."""
     compute_dtype = torch.promote_types(logits.dtype, torch.float32)
@@ -111,8 +118,8 @@ def _binary_or_soft(logits: Tensor, targets: Tensor, ignore_index: int | None) -
 
 
 def differentiable(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
-                   alpha_neg: Tensor | None = None, pos_weight: Tensor | None = None, gamma: float,
-                   ignore_index: int | None) -> Tensor:
+                   alpha_neg: Tensor | None = None, pos_weight: Tensor | None = None, gamma: float | Tensor,
+                   ignore_index: int | None, class_weight: Tensor | None = None) -> Tensor:
     r"""Per-element sigmoid focal loss as a log-space composition that autograd differentiates to any order, with
     respect to the logits and to soft targets.
 
@@ -153,7 +160,9 @@ def differentiable(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None 
     log_u_closed = torch.where(y >= 0.5, -softplus_pos, -softplus_neg)
     log_u = torch.where(representable, torch.log(torch.where(representable, u, torch.ones_like(u))), log_u_closed)
     positive = y * softplus_neg if pos_weight is None else pos_weight.view(shape) * y * softplus_neg
-    loss = torch.exp(gamma * log_u) * (positive + (1 - y) * softplus_pos)
+    loss = torch.exp(_class_view(gamma, shape, x.dtype) * log_u) * (positive + (1 - y) * softplus_pos)
+    if class_weight is not None:
+        loss = loss * _class_view(class_weight, shape, x.dtype)
     if alpha_pos is not None and alpha_neg is not None:
         loss = loss * (alpha_pos.view(shape) * y + alpha_neg.view(shape) * (1 - y))
     if valid is not None:
