@@ -663,7 +663,7 @@ def asl_authors_asymmetric_loss_optimized(x, y, gamma_neg=4, gamma_pos=1, clip=0
 
 
 def asl_authors_single_label(inputs, target, gamma_pos=0, gamma_neg=4, eps=0.1, reduction="mean"):
-    """The authors' ``ASLSingleLabel.forward`` as fixed after their issue #64 (smoothing out of place: an earlier
+    """The authors' ``ASLSingleLabel.forward`` with label smoothing done out of place (an earlier
     version smoothed ``targets_classes`` in place with ``mul_`` / ``add_``, which autograd had saved, and raised in
     backward for eps > 0)."""
     num_classes = inputs.size()[-1]

@@ -727,7 +727,7 @@ def test_difference_softmax_without_background_uses_the_full_softmax_in_the_foca
 
 
 def test_difference_alpha_is_not_dropped_without_background():
-    """MONAI (issue 8117): softmax + include_background=False silently ignores alpha. focalkit applies it to the
+    """MONAI: softmax + include_background=False silently ignores alpha. focalkit applies it to the
     remaining classes: a scalar a weighs each of them by a, per-class values stay aligned with them."""
     x, index, g, valid = _case(SHAPES["2d"], "index", True, ignore=False)
     no_alpha = focalkit.dice_focal_loss(x, index, include_background=False, lambda_dice=0.0)

@@ -89,7 +89,7 @@ def dice_focal_loss(
 
     Where this differs from MONAI's ``DiceFocalLoss`` (each difference has a test in
     ``tests/test_segmentation_family.py``): without the background, MONAI's focal term takes its softmax over the
-    C - 1 remaining channels (its Dice term over all C) and drops ``alpha`` (MONAI issue 8117), while here both
+    C - 1 remaining channels (its Dice term over all C) and drops ``alpha``, while here both
     terms use the softmax over C and ``alpha`` weighs the remaining classes; for soft targets under a sigmoid the
     focal factor is (1 - p_t)^gamma with torchvision's p_t (MONAI: sigmoid(-x (2t - 1))^gamma; equal for 0/1
     targets); one channel with ``softmax=True``, ``include_background=False`` or class indices raises an error

@@ -27,7 +27,6 @@ logit for every gamma_j >= 0 (0^0 = 1: a class with gamma_j = 0 is the alpha-wei
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from . import sigmoid
