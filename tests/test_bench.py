@@ -79,3 +79,65 @@ def test_quick_run_writes_json_markdown_and_png(tmp_path):
     assert "torchvision formula (eager)" in names and "F.binary_cross_entropy_with_logits (floor)" in names
     assert (tmp_path / "t.md").read_text().startswith("# focalkit CPU benchmark")
     assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------- family benchmark, quietness check
+def _state(load: float, small: float, large: float) -> dict:
+    return {"load_average_1min": load, "threads": 2, "floor_ns_per_element": {"100000": small, "1000000": large}}
+
+
+def test_quietness_verdict_names_each_kind_of_noise():
+    from focalkit_app.bench import quiet
+
+    assert quiet.verdict(_state(0.8, 2.2, 2.0), _state(1.9, 2.4, 2.1)) == []
+    reasons = quiet.verdict(_state(4.0, 2.2, 2.0), _state(0.5, 2.2, 2.0))
+    assert len(reasons) == 1 and "load average 4.00" in reasons[0]
+    reasons = quiet.verdict(_state(0.5, 60.0, 2.0), _state(0.5, 60.0, 2.0))
+    assert len(reasons) == 2 and all("30.0x" in r for r in reasons)
+    reasons = quiet.verdict(_state(0.5, 2.0, 2.0), _state(0.5, 2.0, 4.0))
+    assert len(reasons) == 1 and "changed 2.0x during the run" in reasons[0]
+
+
+def _tiny_groups(quick: bool = False, compile_peers: bool = True):
+    from focalkit_app.bench import family, peer_formulas
+
+    import focalkit
+
+    return [family.Group("varifocal_loss", (64, 4), family._iou_targets, [
+        *family._focalkit(lambda x, y: focalkit.varifocal_loss(x, y, reduction="sum")),
+        family.Case("mmdetection varifocal_loss, eager",
+                    lambda x, y: peer_formulas.mmdet_varifocal_loss(x, y, reduction="sum"), "peer"),
+    ])]
+
+
+def _family_args(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    return parser.parse_args(["--op", "family", "--quick", "--out", str(tmp_path), "--name", "fam"])
+
+
+def test_family_benchmark_refuses_a_busy_machine_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from focalkit_app.bench import family, quiet
+
+    states = iter([_state(6.0, 900.0, 180.0), _state(7.0, 2.0, 180.0)])  # what a run beside a test suite looked like
+    monkeypatch.setattr(quiet, "machine_state", lambda threads, min_run_time=0.3: next(states))
+    monkeypatch.setattr(family, "groups", _tiny_groups)
+    assert run_bench(_family_args(tmp_path)) == 3
+    assert not list(tmp_path.iterdir())
+    out = capsys.readouterr().out
+    assert "REFUSED" in out and "load average 6.00" in out
+
+
+def test_family_benchmark_writes_ratios_when_quiet(tmp_path, monkeypatch):
+    from focalkit_app.bench import family, quiet
+
+    monkeypatch.setattr(quiet, "machine_state", lambda threads, min_run_time=0.3: _state(0.3, 2.1, 2.0))
+    monkeypatch.setattr(family, "groups", _tiny_groups)
+    assert run_bench(_family_args(tmp_path)) == 0
+    report = json.loads((tmp_path / "fam.json").read_text())
+    rows = report["groups"][0]["rows"]
+    assert [r["name"] for r in rows] == ["focalkit", "focalkit, PyTorch back-end", "mmdetection varifocal_loss, eager"]
+    assert set(rows[0]["timings"]) == {f"{m}, {t} thr" for m in ("forward + backward", "forward, no_grad") for t in (1, 2)}
+    assert all(v == 1.0 for v in rows[0]["ratio_to_focalkit"].values())
+    assert rows[2]["relative_difference"] < 1e-5  # the same definition
+    assert "| mmdetection varifocal_loss, eager |" in (tmp_path / "fam.md").read_text()

@@ -601,138 +601,19 @@ def test_saved_tensors_at_most_logits_plus_targets(dtype):
         loss.backward()
 
 
-# ================================================================================ peers' published formulas
-# Written out from memory of the peers' code (mmdetection 3.x mmdet/models/losses/{utils,gfocal_loss,varifocal_loss,
-# gaussian_focal_loss}.py; CenterNet src/lib/models/losses.py and utils.py; ultralytics 8.x ultralytics/utils/loss.py
-# and utils/tal.py), not copied from a checkout: the shapes of the computations, the clamps and epsilons are theirs.
-def mmdet_weight_reduce_loss(loss, weight=None, reduction="mean", avg_factor=None):
-    if weight is not None:
-        loss = loss * weight
-    if avg_factor is None:
-        if reduction == "mean":
-            loss = loss.mean()
-        elif reduction == "sum":
-            loss = loss.sum()
-    else:
-        if reduction == "mean":
-            eps = torch.finfo(torch.float32).eps
-            loss = loss.sum() / (avg_factor + eps)
-        elif reduction != "none":
-            raise ValueError('avg_factor can not be used with reduction="sum"')
-    return loss
-
-
-def mmdet_quality_focal_loss(pred, target, beta=2.0):
-    assert len(target) == 2, "target for QFL must be a tuple of two elements, including category label and quality label"
-    label, score = target
-    pred_sigmoid = pred.sigmoid()
-    scale_factor = pred_sigmoid
-    zerolabel = scale_factor.new_zeros(pred.shape)
-    loss = F.binary_cross_entropy_with_logits(pred, zerolabel, reduction="none") * scale_factor.pow(beta)
-    bg_class_ind = pred.size(1)
-    pos = ((label >= 0) & (label < bg_class_ind)).nonzero().squeeze(1)
-    pos_label = label[pos].long()
-    scale_factor = score[pos] - pred_sigmoid[pos, pos_label]
-    loss[pos, pos_label] = F.binary_cross_entropy_with_logits(
-        pred[pos, pos_label], score[pos], reduction="none") * scale_factor.abs().pow(beta)
-    loss = loss.sum(dim=1, keepdim=False)
-    return loss
-
-
-def mmdet_quality_focal_loss_tensor_target(pred, target, beta=2.0, activated=False):
-    assert pred.size() == target.size()
-    if activated:
-        pred_sigmoid = pred
-        loss_function = F.binary_cross_entropy
-    else:
-        pred_sigmoid = pred.sigmoid()
-        loss_function = F.binary_cross_entropy_with_logits
-    scale_factor = pred_sigmoid
-    target = target.type_as(pred)
-    zerolabel = scale_factor.new_zeros(pred.shape)
-    loss = loss_function(pred, zerolabel, reduction="none") * scale_factor.pow(beta)
-    pos = target != 0
-    scale_factor = target[pos] - pred_sigmoid[pos]
-    loss[pos] = loss_function(pred[pos], target[pos], reduction="none") * scale_factor.abs().pow(beta)
-    loss = loss.sum(dim=1, keepdim=False)
-    return loss
-
-
-def mmdet_varifocal_loss(pred, target, weight=None, alpha=0.75, gamma=2.0, iou_weighted=True, reduction="mean",
-                         avg_factor=None):
-    assert pred.size() == target.size()
-    pred_sigmoid = pred.sigmoid()
-    target = target.type_as(pred)
-    if iou_weighted:
-        focal_weight = target * (target > 0.0).float() + \
-            alpha * (pred_sigmoid - target).abs().pow(gamma) * (target <= 0.0).float()
-    else:
-        focal_weight = (target > 0.0).float() + \
-            alpha * (pred_sigmoid - target).abs().pow(gamma) * (target <= 0.0).float()
-    loss = F.binary_cross_entropy_with_logits(pred, target, reduction="none") * focal_weight
-    return mmdet_weight_reduce_loss(loss, weight, reduction, avg_factor)
-
-
-def mmdet_gaussian_focal_loss(pred, gaussian_target, alpha=2.0, gamma=4.0, pos_weight=1.0, neg_weight=1.0):
-    eps = 1e-12
-    pos_weights = gaussian_target.eq(1)
-    neg_weights = (1 - gaussian_target).pow(gamma)
-    pos_loss = -(pred + eps).log() * (1 - pred).pow(alpha) * pos_weights
-    neg_loss = -(1 - pred + eps).log() * pred.pow(alpha) * neg_weights
-    return pos_weight * pos_loss + neg_weight * neg_loss
-
-
-def mmdet_distribution_focal_loss(pred, label):
-    dis_left = label.long()
-    dis_right = dis_left + 1
-    weight_left = dis_right.float() - label
-    weight_right = label - dis_left.float()
-    loss = F.cross_entropy(pred, dis_left, reduction="none") * weight_left \
-        + F.cross_entropy(pred, dis_right, reduction="none") * weight_right
-    return loss
-
-
-def centernet_sigmoid(x):
-    return torch.clamp(x.sigmoid(), min=1e-4, max=1 - 1e-4)
-
-
-def centernet_neg_loss(pred, gt):
-    pos_inds = gt.eq(1).float()
-    neg_inds = gt.lt(1).float()
-    neg_weights = torch.pow(1 - gt, 4)
-    loss = 0
-    pos_loss = torch.log(pred) * torch.pow(1 - pred, 2) * pos_inds
-    neg_loss = torch.log(1 - pred) * torch.pow(pred, 2) * neg_weights * neg_inds
-    num_pos = pos_inds.float().sum()
-    pos_loss = pos_loss.sum()
-    neg_loss = neg_loss.sum()
-    if num_pos == 0:
-        loss = loss - neg_loss
-    else:
-        loss = loss - (pos_loss + neg_loss) / num_pos
-    return loss
-
-
-def yolo_varifocal_loss(pred_score, gt_score, label, gamma=2.0, alpha=0.75, upcast=True):
-    """``upcast=False`` skips the peer's ``.float()`` (meant to lift fp16 under AMP out of autocast), which would
-    round float64 inputs to float32; the float64 parity below evaluates the formula itself."""
-    cast = (lambda t: t.float()) if upcast else (lambda t: t)  # noqa: E731
-    weight = alpha * pred_score.sigmoid().pow(gamma) * (1 - label) + gt_score * label
-    # (the peer wraps this in ``with autocast(enabled=False):``, a no-op on CPU float inputs)
-    loss = (F.binary_cross_entropy_with_logits(cast(pred_score), cast(gt_score), reduction="none") * weight)
-    return loss.mean(1).sum()
-
-
-def yolo_dfl(pred_dist, target, reg_max=16):
-    target = target.clamp_(0, reg_max - 1 - 0.01)
-    tl = target.long()  # target left
-    tr = tl + 1  # target right
-    wl = tr - target  # weight left
-    wr = 1 - wl  # weight right
-    return (
-        F.cross_entropy(pred_dist, tl.view(-1), reduction="none").view(tl.shape) * wl
-        + F.cross_entropy(pred_dist, tr.view(-1), reduction="none").view(tl.shape) * wr
-    ).mean(-1, keepdim=True)
+# Peers' published formulas: written out in focalkit_app.bench.peer_formulas (shared with the benchmark).
+from focalkit_app.bench.peer_formulas import (  # noqa: E402
+    mmdet_weight_reduce_loss,
+    mmdet_quality_focal_loss,
+    mmdet_quality_focal_loss_tensor_target,
+    mmdet_varifocal_loss,
+    mmdet_gaussian_focal_loss,
+    mmdet_distribution_focal_loss,
+    centernet_sigmoid,
+    centernet_neg_loss,
+    yolo_varifocal_loss,
+    yolo_dfl,
+)
 
 
 def max_relative_difference(ours: torch.Tensor, theirs: torch.Tensor) -> float:

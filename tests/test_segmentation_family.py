@@ -820,6 +820,20 @@ def test_difference_near_perfect_predictions_in_float32():
     assert math.isclose(float(dice), 2 * q / (2.0 + 1e-5), rel_tol=1e-5)
 
 
+def _monai_dice_args(common: dict) -> dict:
+    return {k: common[k] for k in ("include_background", "weight", "batch", "squared_pred", "reduction")}
+
+
+def _monai_dice_plus_focal(monai_losses, x, g, softmax: bool, common: dict):
+    """lambda_dice DiceLoss + lambda_focal FocalLoss of the installed MONAI, with the focal term's activation chosen
+    explicitly (``use_softmax=softmax``): the combination MONAI's DiceFocalLoss documents."""
+    dice = monai_losses.DiceLoss(**_monai_dice_args(common), sigmoid=not softmax, softmax=softmax)(x, g)
+    focal = monai_losses.FocalLoss(include_background=common["include_background"], gamma=common["gamma"],
+                                   weight=common["weight"], alpha=common["alpha"], reduction=common["reduction"],
+                                   use_softmax=softmax)(x, g)
+    return common["lambda_dice"] * dice + common["lambda_focal"] * focal
+
+
 @pytest.mark.parametrize("dims", sorted(SHAPES))
 def test_installed_monai_agrees(dims):
     """Against the installed MONAI (skipped when absent): the cases where the definitions agree, to 1e-5 relative in
@@ -842,19 +856,33 @@ def test_installed_monai_agrees(dims):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for softmax, include_background, common in settings:
-            criterion = monai_losses.DiceFocalLoss(sigmoid=not softmax, softmax=softmax, **common)
-            theirs = criterion(x, g)
+            theirs = _monai_dice_plus_focal(monai_losses, x, g, softmax, common)
             torch.testing.assert_close(focalkit.dice_focal_loss(x, index, softmax=softmax, **common), theirs, **F32)
-            labels = monai_losses.DiceFocalLoss(sigmoid=not softmax, softmax=softmax, to_onehot_y=True, **common)
             torch.testing.assert_close(focalkit.dice_focal_loss(x, index.unsqueeze(1).float(), to_onehot_y=True,
-                                                                softmax=softmax, **common),
-                                       labels(x, index.unsqueeze(1).float()), **F32)
+                                                                softmax=softmax, **common), theirs, **F32)
             torch.testing.assert_close(monai_dice_focal(x, g, sigmoid=not softmax, softmax=softmax, **common), theirs,
                                        **F32)
+            combined = monai_losses.DiceFocalLoss(sigmoid=not softmax, softmax=softmax, **common)(x, g)
+            if not softmax:
+                torch.testing.assert_close(combined, theirs, **F32)
+                labels = monai_losses.DiceFocalLoss(sigmoid=True, to_onehot_y=True, **common)
+                torch.testing.assert_close(labels(x, index.unsqueeze(1).float()), theirs, **F32)
+            else:
+                # MONAI's DiceFocalLoss(softmax=True) builds its FocalLoss without use_softmax in some releases
+                # (1.6.1 among them): its focal term is then the sigmoid one. focalkit uses the softmax throughout.
+                sigmoid_focal = monai_losses.FocalLoss(
+                    include_background=include_background, gamma=common["gamma"], weight=common["weight"],
+                    alpha=common["alpha"], reduction=common["reduction"])(x, g)
+                dice = monai_losses.DiceLoss(**_monai_dice_args(common), softmax=True)(x, g)
+                with_sigmoid = common["lambda_dice"] * dice + common["lambda_focal"] * sigmoid_focal
+                assert any(torch.allclose(combined, ref, rtol=1e-5, atol=1e-6) for ref in (theirs, with_sigmoid))
         # the differences: the transcription reproduces MONAI where focalkit differs
-        for common in [dict(include_background=False, alpha=0.25), dict(include_background=False, lambda_dice=0.0)]:
-            theirs = monai_losses.DiceFocalLoss(softmax=True, **common)(x, g)
+        for extra in [dict(alpha=0.25), dict(lambda_dice=0.0)]:
+            common = dict(include_background=False, gamma=2.0, weight=None, alpha=None, batch=False,
+                          squared_pred=False, reduction="mean", lambda_dice=1.0, lambda_focal=1.0) | extra
+            theirs = _monai_dice_plus_focal(monai_losses, x, g, True, common)
             torch.testing.assert_close(monai_dice_focal(x, g, softmax=True, **common), theirs, **F32)
+            assert not torch.allclose(focalkit.dice_focal_loss(x, index, softmax=True, **common), theirs)
         soft = torch.rand(shape, generator=torch.Generator().manual_seed(3))
         theirs = monai_losses.DiceFocalLoss(sigmoid=True, lambda_dice=0.0)(x, soft)
         torch.testing.assert_close(monai_dice_focal(x, soft, sigmoid=True, lambda_dice=0.0), theirs, **F32)
@@ -874,23 +902,38 @@ def test_installed_monai_agrees(dims):
 
 
 def test_installed_monai_per_class_alpha_where_supported():
-    """Per-class alpha (MONAI >= 1.6 accepts a sequence): the kept classes' values, sigmoid either way and softmax
-    with the background kept. Skipped when MONAI is absent or refuses a sequence."""
+    """Per-class alpha (MONAI >= 1.6 accepts a sequence): the kept classes' values; equal to MONAI with the softmax,
+    and with the sigmoid equal once MONAI's negatives get focalkit's weight 1 - alpha_c. Skipped when MONAI is absent
+    or refuses a sequence."""
     monai_losses = pytest.importorskip("monai.losses")
     x, index, g, valid = _case(SHAPES["2d"], "index", True, ignore=False)
     x, g = x.float(), g.float()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            monai_losses.DiceFocalLoss(softmax=True, alpha=[0.1, 0.2, 0.3, 0.4])(x, g)
+            monai_losses.FocalLoss(use_softmax=True, alpha=[0.1, 0.2, 0.3, 0.4])(x, g)
         except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
             pytest.skip(f"this MONAI refuses a per-class alpha: {exc}")
         for softmax, include_background in [(True, True), (False, True), (False, False)]:
             alpha = [0.1, 0.2, 0.3, 0.4][(0 if include_background else 1):]
-            common = dict(include_background=include_background, alpha=alpha, weight=[1.0 + i for i in
-                                                                                      range(len(alpha))])
-            theirs = monai_losses.DiceFocalLoss(sigmoid=not softmax, softmax=softmax, **common)(x, g)
-            torch.testing.assert_close(focalkit.dice_focal_loss(x, index, softmax=softmax, **common), theirs, **F32)
+            common = dict(include_background=include_background, alpha=alpha, gamma=2.0, batch=False,
+                          squared_pred=False, reduction="mean", lambda_dice=1.0, lambda_focal=1.0,
+                          weight=[1.0 + i for i in range(len(alpha))])
+            theirs = _monai_dice_plus_focal(monai_losses, x, g, softmax, common)
+            ours = focalkit.dice_focal_loss(x, index, softmax=softmax, **common)
+            if softmax:
+                torch.testing.assert_close(ours, theirs, **F32)
+                continue
+            # sigmoid: MONAI weighs a class' negatives by 1 where focalkit (torchvision's per-class convention) uses
+            # 1 - alpha_c; MONAI's unweighted terms re-weighted that way give focalkit's value
+            assert not torch.allclose(ours, theirs, rtol=1e-3)
+            terms = monai_losses.FocalLoss(include_background=include_background, gamma=2.0, weight=common["weight"],
+                                           reduction="none")(x, g)
+            kept = g if include_background else g[:, 1:]
+            a = torch.tensor(alpha).view(1, -1, 1, 1)
+            focal = (terms * (kept * a + (1 - kept) * (1 - a))).mean()
+            dice = monai_losses.DiceLoss(**_monai_dice_args(common), sigmoid=True)(x, g)
+            torch.testing.assert_close(ours, dice + focal, **F32)
 
 
 # ---------------------------------------------------------------------------- deliberate differences from smp

@@ -74,7 +74,7 @@ def metadata() -> dict[str, Any]:
     from focalkit.backends import cpu_kernel_isa
 
     versions = {"python": platform.python_version(), "torch": torch.__version__, "focalkit": focalkit.__version__}
-    for name in ("numpy", "matplotlib", "torchvision", "kornia", "fvcore", "segmentation_models_pytorch", "triton"):
+    for name in ("numpy", "matplotlib", "torchvision", "kornia", "monai", "fvcore", "segmentation_models_pytorch", "triton"):
         try:
             from importlib.metadata import version
 
@@ -509,7 +509,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``focalkit bench`` (also used by ``benchmarks/bench_*.py``)."""
     from ..cli.checks import float_type, int_type
 
-    parser.add_argument("--op", choices=("sigmoid", "softmax", "all"), default="all", help="which loss")
+    parser.add_argument("--op", choices=("sigmoid", "softmax", "all", "family"), default="all",
+                        help="which loss; 'family': the detection, classification and segmentation losses against "
+                             "their peers' formulas (torch.utils.benchmark, 1 and 2 threads, refuses a busy machine)")
     parser.add_argument("--quick", action="store_true", help="smoke run (< 1 min): 2 sizes, fp32, fwd+bwd, no compile")
     parser.add_argument("--sizes", nargs="+", type=_size,
                         help="numbers of logits, e.g. 1e4 1e6 (default 1e4 .. 1e8)")
@@ -545,7 +547,7 @@ def check_bench_args(args: argparse.Namespace) -> Path:
 
     from ..cli.checks import check_out_dir
 
-    ops = ["sigmoid", "softmax"] if args.op == "all" else [args.op]
+    ops = {"all": ["sigmoid", "softmax"], "family": []}.get(args.op, [args.op])
     sizes = []
     for s in args.sizes or []:
         try:
@@ -567,6 +569,8 @@ def check_bench_args(args: argparse.Namespace) -> Path:
     if too_big:
         raise argument_error("--sizes", f"sizes whose inputs ({input_bytes} bytes per logit) fit in --memory-budget-gb "
                              f"{args.memory_budget_gb:g} (at most {int(budget // input_bytes):.3g} logits)", too_big)
+    if args.impls and args.op == "family":
+        raise argument_error("--impls", "no restriction with --op family (it times every implementation)", args.impls)
     if args.impls:
         known = list(dict.fromkeys(i.name for op in ops for i in impls_for(op)))
         unknown = [n for n in args.impls if n not in known]
@@ -597,6 +601,10 @@ def run_bench(args: argparse.Namespace) -> int:
     meta = metadata()
     meta["command"] = " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
     log(f"{meta['device']}; torch {torch.__version__}; kernel build {meta['cpu_kernel_build']}")
+    if args.op == "family":
+        from .family import run_family
+
+        return run_family(args, out, meta, log)
     results = {op: run_op(op, args, log) for op in ops}
     meta["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     meta["wall_s"] = time.perf_counter() - t0
