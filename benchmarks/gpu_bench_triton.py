@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(REPO / "src"))
     from focalkit.backends.triton.sigmoid import forward as sigmoid_focal_forward
     from focalkit.backends.triton.softmax import forward as softmax_focal_forward
+    from focalkit.backends import get_forward
 
     import torch.nn.functional as F
 
@@ -288,6 +289,37 @@ def main(argv: list[str] | None = None) -> int:
                    autograd_case(lambda a, b: F.binary_cross_entropy_with_logits(a, b, reduction="sum"), xg, t_dense),
                    note="plain CE, no focal term")
             x = xg = t_idx = t_dense = None  # free before the next case
+            empty_cache()
+
+            # ---------------- the family: elementwise losses on (N, C) logits with soft targets, and the
+            # distribution focal loss on (N, 17) bins (YOLOv8's reg_max = 16)
+            c = args.sigmoid_classes
+            n = max(1, numel // c)
+            shape = (n, c)
+            x = (torch.randn(shape, device=device, generator=gen) * 3 - 2).to(dtype)
+            y_soft = torch.rand(shape, device=device, generator=gen).to(dtype)
+            ne = n * c
+            print(f"family {shape} {dtype_name}")
+            family = {
+                "quality_focal": dict(beta=2.0),
+                "varifocal": dict(alpha=0.75, gamma=2.0, iou_weighted=1.0),
+                "gaussian_focal": dict(alpha=2.0, beta=4.0),
+                "asymmetric": dict(gamma_pos=0.0, gamma_neg=4.0, clip=0.05, detach_focal_weight=0.0),
+                "poly1_focal": dict(gamma=2.0, epsilon=1.0),
+            }
+            for op, op_kw in family.items():
+                op_forward = get_forward(op, "triton")
+                record(f"{op} focalkit triton", dtype_name, ne, shape, ne * 3 * esize,
+                       lambda: op_forward(x, y_soft, **op_kw, ignore_index=None, reduce_sum=True, compute_grad=True))
+            bins = 17
+            n_rows = max(1, numel // bins)
+            x_bins = torch.randn((n_rows, bins), device=device, generator=gen).to(dtype)
+            y_bins = torch.rand((n_rows,), device=device, generator=gen) * (bins - 1)
+            dfl_forward = get_forward("distribution_focal", "triton")
+            record("distribution_focal focalkit triton", dtype_name, n_rows * bins, (n_rows, bins),
+                   n_rows * bins * 2 * esize + n_rows * 4,
+                   lambda: dfl_forward(x_bins, y_bins, reduce_sum=True, compute_grad=True))
+            x = y_soft = x_bins = y_bins = None
             empty_cache()
 
             # ---------------- softmax, (N, C)

@@ -223,16 +223,26 @@ def monai_tversky_scores(input, target, *, include_background=True, sigmoid=Fals
     return 1.0 - (tp + smooth_nr) / (tp + fp + fn + smooth_dr)
 
 
-def smp_focal(y_pred, y_true, mode, *, alpha=None, gamma=2.0, ignore_index=None, reduction="mean"):
-    """smp's ``FocalLoss.forward`` and ``focal_loss_with_logits`` (segmentation_models_pytorch 0.3), transcribed."""
+def smp_focal(y_pred, y_true, mode, *, alpha=None, gamma=2.0, ignore_index=None, reduction="mean", normalized=False,
+              reduced_threshold=None, factor_sum_dtype=torch.float32):
+    """smp's ``FocalLoss.forward`` and ``focal_loss_with_logits`` (segmentation_models_pytorch 0.3), transcribed.
+    smp sums the normalized loss' factors in float32 (``factor_sum_dtype``)."""
 
     def focal_with_logits(output, target):
         target = target.type(output.type())
         logpt = F.binary_cross_entropy_with_logits(output, target, reduction="none")
         pt = torch.exp(-logpt)
-        loss = (1.0 - pt).pow(gamma) * logpt
+        if reduced_threshold is None:
+            focal_term = (1.0 - pt).pow(gamma)
+        else:
+            focal_term = ((1.0 - pt) / reduced_threshold).pow(gamma)
+            focal_term[pt < reduced_threshold] = 1
+        loss = focal_term * logpt
         if alpha is not None:
             loss *= alpha * target + (1 - alpha) * (1 - target)
+        if normalized:
+            norm_factor = focal_term.sum(dtype=factor_sum_dtype).clamp_min(1e-6)
+            loss /= norm_factor
         return loss.mean() if reduction == "mean" else loss.sum()
 
     if mode in ("binary", "multilabel"):
@@ -534,16 +544,19 @@ def test_focal_loss_modes_match_smp(dims, ignore_index, reduction):
         index[0, 0] = ignore_index
         multi[0, 0, 0] = ignore_index
         binary[1, 0] = ignore_index
-    for alpha, gamma in [(None, 2.0), (0.25, 0.5), (0.8, 0.0)]:
-        common = dict(alpha=alpha, gamma=gamma, ignore_index=ignore_index, reduction=reduction)
+    settings = [(None, 2.0, False, None), (0.25, 0.5, False, None), (0.8, 0.0, False, None),
+                (None, 2.0, True, None), (0.25, 2.0, False, 0.5), (None, 1.5, True, 0.3)]
+    for alpha, gamma, normalized, threshold in settings:
+        common = dict(alpha=alpha, gamma=gamma, ignore_index=ignore_index, reduction=reduction, normalized=normalized,
+                      reduced_threshold=threshold)
         for mode, xx, yy in [("multiclass", x, index), ("multilabel", x, multi), ("binary", x[:, :1], binary),
                              ("binary", x[:, :1], binary.unsqueeze(1))]:
             ours, ours_grad = _with_grad(focalkit.focal_loss, xx, yy, mode, **common)
-            theirs, theirs_grad = _with_grad(smp_focal, xx, yy, mode, **common)
-            torch.testing.assert_close(ours, theirs, **F64, msg=f"{mode} {alpha} {gamma}")
+            theirs, theirs_grad = _with_grad(smp_focal, xx, yy, mode, **common, factor_sum_dtype=torch.float64)
+            torch.testing.assert_close(ours, theirs, **F64, msg=f"{mode} {alpha} {gamma} {normalized} {threshold}")
             torch.testing.assert_close(ours_grad, theirs_grad, **F64)
             ours32 = focalkit.focal_loss(xx.float(), yy.float() if yy.is_floating_point() else yy, mode, **common)
-            torch.testing.assert_close(ours32.double(), theirs, **F32)
+            torch.testing.assert_close(ours32.double(), smp_focal(xx, yy, mode, **common), **F32)
 
 
 def test_focal_loss_none_and_softmax_form_against_the_formulas():
@@ -635,10 +648,12 @@ ONEHOT = F.one_hot(IDX, 3).movedim(-1, 1).float()
     (lambda: focalkit.focal_tversky_loss(X, IDX, weight=[1.0, 2.0]), InvalidArgumentError, "weight: expected 3"),
     (lambda: focalkit.focal_tversky_loss(X, IDX, reduction="batchmean"), InvalidArgumentError, "reduction"),
     (lambda: focalkit.focal_loss(X, IDX, "segmentation"), InvalidArgumentError, "mode: expected one of"),
-    (lambda: focalkit.focal_loss(X, IDX, "multiclass", normalized=True), InvalidArgumentError,
-     "normalized: expected False .*not supported yet"),
-    (lambda: focalkit.focal_loss(X, IDX, "multiclass", reduced_threshold=0.5), InvalidArgumentError,
-     "reduced_threshold: expected None .*not supported yet"),
+    (lambda: focalkit.focal_loss(X, IDX, "multiclass", reduced_threshold=0.0), InvalidArgumentError,
+     r"reduced_threshold: expected None or a number in \(0, 1\]"),
+    (lambda: focalkit.focal_loss(X, IDX, "multiclass", reduced_threshold=1.5), InvalidArgumentError,
+     r"reduced_threshold: expected None or a number in \(0, 1\]"),
+    (lambda: focalkit.focal_loss(X, IDX, "multiclass", reduced_threshold="0.5"), InvalidTypeError,
+     "reduced_threshold: expected a real number"),
     (lambda: focalkit.focal_loss(X, IDX, "multiclass", reduction="batchwise_mean"), InvalidArgumentError, "reduction"),
     (lambda: focalkit.focal_loss(X, IDX, "multiclass", normalized=1), InvalidTypeError, "normalized: expected a bool"),
     (lambda: focalkit.focal_loss(X, ONEHOT, "multiclass"), InvalidTypeError, "target: expected integer class indices"),

@@ -67,10 +67,13 @@ def _run(
 ) -> tuple[Tensor, Tensor]:
     """The op's implementation: resolve the back-end, call its contract function."""
     named = dict(zip(spec.tensor_args, tensors))
-    name = resolve_backend(spec.name, logits, targets, named, backend=backend or None)
+    values = dict(zip(spec.scalar_args, _scalar_values(scalars)))
+    options = {k: values.pop(k, 0.0) for k in spec.optional_scalars}  # trailing optional scalars may be left out
+    options = {k: v for k, v in options.items() if v != 0}  # an option is passed only when it is on
+    name = resolve_backend(spec.name, logits, targets, {**named, **options}, backend=backend or None)
     present = {k: v for k, v in named.items() if v is not None}
     loss, grad = get_forward(spec.name, name)(
-        logits, targets, **present, **dict(zip(spec.scalar_args, _scalar_values(scalars))),
+        logits, targets, **present, **values, **options,
         ignore_index=ignore_index, reduce_sum=reduce_sum, compute_grad=compute_grad,
     )
     return loss, (logits.new_empty(0) if grad is None else grad)
@@ -243,7 +246,7 @@ def focal_loss_op(
         logits, targets: already validated tensors.
         tensors: the op's optional per-class vectors (and per-element ``element_args``) by name (missing or None:
             absent).
-        scalars: the op's float hyper-parameters by name (all of them).
+        scalars: the op's float hyper-parameters by name (all of them; an optional one left out is off).
         ignore_index: index-target value to ignore, or None.
         reduce_sum: return the 0-d sum instead of unreduced losses.
         backend: ``"auto"`` | ``"torch"`` | ``"cpu"`` | ``"triton"``, or None to read ``$FOCALKIT_BACKEND``.
@@ -262,7 +265,8 @@ def focal_loss_op(
         )
         return loss.sum() if reduce_sum else loss
     tensor_list = [tensors.get(name) for name in spec.tensor_args]
-    scalar_list = [scalars[name] for name in spec.scalar_args]
+    # an optional scalar that is not given is off (0)
+    scalar_list = [scalars.get(name, 0.0) if name in spec.optional_scalars else scalars[name] for name in spec.scalar_args]
     backend = backend or ""
     reduce_sum = bool(reduce_sum)
     store = gradient_mode.get_gradient_mode() == "store" and torch.is_grad_enabled() and logits.requires_grad

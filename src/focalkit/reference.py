@@ -37,6 +37,7 @@ __all__ = [
     "poly1_cross_entropy",
     "poly1_focal_loss",
     "quality_focal_loss",
+    "reduced_focal_factor",
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_star",
     "softmax_focal_loss",
@@ -69,18 +70,29 @@ def alpha_t(alpha: AlphaLike, y: Tensor, class_dim_size: int | None = None) -> T
     return a * y + (1 - a) * (1 - y)
 
 
-def sigmoid_focal_loss(x: Tensor, y: Tensor, alpha: AlphaLike = 0.25, gamma: float = 2.0) -> Tensor:
+def reduced_focal_factor(one_minus_p_t: Tensor, gamma: float, threshold: float | None) -> Tensor:
+    """The focal factor (1 - p_t)^gamma, or with a threshold the reduced focal loss' ((1 - p_t) / threshold)^gamma
+    where p_t >= threshold and 1 below (Sergievskiy & Ponamarev 2019, arXiv:1903.01347; float64)."""
+    if threshold is None:
+        return one_minus_p_t**gamma
+    p_t = 1 - one_minus_p_t
+    return torch.where(p_t >= threshold, (one_minus_p_t / threshold) ** gamma, torch.ones_like(p_t))
+
+
+def sigmoid_focal_loss(x: Tensor, y: Tensor, alpha: AlphaLike = 0.25, gamma: float = 2.0,
+                       reduced_threshold: float | None = None) -> Tensor:
     """FL = -alpha_t (1 - p_t)^gamma log(p_t), p = sigmoid(x), p_t = p y + (1 - p)(1 - y); per element, float64.
 
     For soft targets y in [0, 1] this is the torchvision generalisation:
-    alpha_t (1 - p_t)^gamma * BCE(p, y) with BCE = -y log p - (1 - y) log(1 - p).
+    alpha_t (1 - p_t)^gamma * BCE(p, y) with BCE = -y log p - (1 - y) log(1 - p). With ``reduced_threshold`` the
+    factor is :func:`reduced_focal_factor`'s.
     """
     x = _f64(x)
     y = _f64(y)
     p, one_minus_p = torch.sigmoid(x), torch.sigmoid(-x)
     one_minus_p_t = p * (1 - y) + one_minus_p * y  # 1 - p_t, with p_t = p y + (1 - p)(1 - y)
     bce = -(y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x))
-    return alpha_t(alpha, y) * one_minus_p_t**gamma * bce
+    return alpha_t(alpha, y) * reduced_focal_factor(one_minus_p_t, gamma, reduced_threshold) * bce
 
 
 def binary_focal_loss(p: Tensor, y: Tensor, alpha: AlphaLike = 0.25, gamma: float = 2.0) -> Tensor:
@@ -121,6 +133,7 @@ def softmax_focal_loss(
     alpha: AlphaLike = None,
     gamma: float = 2.0,
     weight: Tensor | None = None,
+    reduced_threshold: float | None = None,
 ) -> Tensor:
     """Softmax focal loss per row: -alpha_c w_c (1 - p_c)^gamma log(p_c), summed over c with target weights.
 
@@ -131,6 +144,7 @@ def softmax_focal_loss(
         alpha: None, a float multiplying every term, or a per-class sequence of length C.
         gamma: focusing parameter.
         weight: optional per-class weight of length C (as in F.cross_entropy).
+        reduced_threshold: None, or the reduced focal loss' threshold (:func:`reduced_focal_factor`).
 
     Returns:
         float64 losses of shape (N, d1, ...), unreduced.
@@ -138,7 +152,7 @@ def softmax_focal_loss(
     x = _f64(x)
     num_classes = x.shape[1]
     p = torch.softmax(x, dim=1)
-    term = -((1 - p) ** gamma) * torch.log_softmax(x, dim=1)
+    term = -reduced_focal_factor(1 - p, gamma, reduced_threshold) * torch.log_softmax(x, dim=1)
     shape = [1] * x.ndim
     shape[1] = num_classes
     if alpha is not None:

@@ -45,6 +45,7 @@ __all__ = [
     "check_label_smoothing",
     "check_number",
     "check_per_class_values",
+    "check_reduced_threshold",
     "check_reduction",
     "check_sigmoid_alpha",
     "check_softmax_alpha",
@@ -126,6 +127,21 @@ def check_bool(name: str, value: object) -> bool:
     if type(value).__name__ not in ("bool", "bool_"):
         raise type_error(name, "a bool", repr(value))
     return bool(value)
+
+
+def check_reduced_threshold(value: object) -> float:
+    """The reduced focal loss' threshold: None (off, returned as 0.0) or a number in (0, 1].
+
+    Example:
+        >>> check_reduced_threshold(0.5), check_reduced_threshold(None)
+        (0.5, 0.0)
+    """
+    if value is None:
+        return 0.0
+    number = check_number("reduced_threshold", value)
+    if not 0 < number <= 1:
+        raise argument_error("reduced_threshold", "None or a number in (0, 1]", number)
+    return number
 
 
 def check_label_smoothing(value: object) -> float:

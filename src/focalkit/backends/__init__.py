@@ -87,8 +87,9 @@ def _check_op(op: str) -> None:
         raise InvalidArgumentError(f"op: expected one of {', '.join(OPS)}, got {op!r}")
 
 
-def missing_features(name: str, op: str, tensors: Mapping[str, Tensor | None] | None = None) -> list[str]:
-    """What of this call back-end ``name`` does not implement: the op itself, or optional tensor arguments."""
+def missing_features(name: str, op: str, tensors: Mapping[str, Tensor | float | None] | None = None) -> list[str]:
+    """What of this call back-end ``name`` does not implement: the op itself, or optional arguments (tensors, and the
+    op's ``optional_scalars`` that are switched on)."""
     _check_op(op)
     implements = _package(name).IMPLEMENTS
     if op not in implements:
@@ -119,7 +120,8 @@ def resolve_backend(
     Args:
         op: an op of :data:`focalkit.backends.contract.OPS` (e.g. ``"sigmoid_focal"``).
         logits, targets: the call's tensors (only device, dtype and kind are looked at).
-        tensors: the op's optional tensor arguments by name (None: absent), e.g. ``{"pos_weight": w}``.
+        tensors: the op's optional arguments by name (None: absent), e.g. ``{"pos_weight": w}``; an optional
+            scalar that is switched on is given by its value, e.g. ``{"reduced_threshold": 0.5}``.
         backend: ``"auto"`` | ``"torch"`` | ``"cpu"`` | ``"triton"``, or None to read ``$FOCALKIT_BACKEND``.
 
     Returns:

@@ -23,7 +23,7 @@ specification is :mod:`focalkit.reference`.
 
 Example:
     >>> OPS["sigmoid_focal"].scalar_args
-    ('gamma',)
+    ('gamma', 'reduced_threshold')
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ class LossOp:
         element_args: the names among ``tensor_args`` that are per-element tensors of the targets' shape (the
             quality scores of index targets, the labels of the varifocal loss) instead of per-class vectors. Like
             the per-class vectors they are constants for autograd (no gradient flows into them).
+        optional_scalars: the names among ``scalar_args`` whose value 0 switches an option off (the reduced focal
+            loss' threshold). Like an optional tensor argument, a back-end receives one only when it is on and lists
+            it in its ``IMPLEMENTS``; otherwise the call runs on a back-end that does.
     """
 
     name: str
@@ -55,22 +58,27 @@ class LossOp:
     per_row: bool
     summary: str
     element_args: tuple[str, ...] = ()
+    optional_scalars: tuple[str, ...] = ()
 
 
 OPS: dict[str, LossOp] = {
     op.name: op
     for op in (
         LossOp(
-            "sigmoid_focal", ("alpha_pos", "alpha_neg", "pos_weight"), ("gamma",), False,
-            "a_t (1 - p_t)^gamma BCE(sigmoid(x), y); float or class-index targets (C = background)",
+            "sigmoid_focal", ("alpha_pos", "alpha_neg", "pos_weight"), ("gamma", "reduced_threshold"), False,
+            "a_t m(p_t) BCE(sigmoid(x), y), m = (1 - p_t)^gamma (reduced: ((1 - p_t) / th)^gamma where p_t >= th, "
+            "else 1); float or class-index targets (C = background)",
+            optional_scalars=("reduced_threshold",),
         ),
         LossOp(
-            "softmax_focal", ("weight", "alpha"), ("gamma",), True,
-            "-w_t (1 - p_t)^gamma log p_t over softmax(x) along dim 1; class-index targets",
+            "softmax_focal", ("weight", "alpha"), ("gamma", "reduced_threshold"), True,
+            "-w_t m(p_t) log p_t over softmax(x) along dim 1 (m as for sigmoid_focal); class-index targets",
+            optional_scalars=("reduced_threshold",),
         ),
         LossOp(
-            "softmax_focal_soft", ("class_weight",), ("gamma", "label_smoothing"), True,
-            "-sum_c q_c w_c (1 - p_c)^gamma log p_c; class probabilities, or indices with label smoothing",
+            "softmax_focal_soft", ("class_weight",), ("gamma", "label_smoothing", "reduced_threshold"), True,
+            "-sum_c q_c w_c m(p_c) log p_c; class probabilities, or indices with label smoothing",
+            optional_scalars=("reduced_threshold",),
         ),
         LossOp(
             "binary_focal", ("alpha_pos", "alpha_neg"), ("gamma",), False,

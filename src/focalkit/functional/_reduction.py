@@ -35,7 +35,11 @@ from .._targets import count_elements
 from ..value_checks import value_checks_enabled
 from ..errors import argument_error
 
-__all__ = ["finish_reduction", "check_normalizer", "reduce_elementwise", "weighted_loss"]
+__all__ = ["NORMALIZED_MIN_DENOMINATOR", "finish_reduction", "check_normalizer", "reduce_elementwise", "weighted_loss"]
+
+# The normalized focal loss divides by the sum of the modulating factors, clamped below at this value (as
+# segmentation_models_pytorch clamps it), so that a batch of perfectly classified examples gives 0, not NaN.
+NORMALIZED_MIN_DENOMINATOR = 1e-6
 
 
 def check_normalizer(normalizer: object, reduction: str, sync_normalizer: bool, logits: Tensor) -> None:

@@ -6,11 +6,12 @@ import torch
 from torch import Tensor
 
 from .. import semantics
+from ..backends.pytorch import sigmoid as torch_sigmoid
 from .._checks import FLOAT_DTYPES, check_class_indices, check_floating, check_gamma, check_ignore_index
 from .._checks import check_same_device, check_tensor, check_unit_interval_values, describe, scalar_value
 from ..errors import argument_error, type_error
 from ._alpha import AlphaArg
-from ._reduction import finish_reduction
+from ._reduction import NORMALIZED_MIN_DENOMINATOR, finish_reduction
 from .sigmoid import sigmoid_focal_loss
 from .softmax import softmax_focal_loss
 
@@ -81,7 +82,12 @@ def focal_loss(
     gamma (2.0) are kept. Where this differs from smp: smp's "mean" of an empty or fully ignored batch is NaN (here
     0); for soft targets smp's p_t is exp(-BCE), here torchvision's p t + (1 - p)(1 - t) (equal for 0/1 targets);
     "none" keeps the logits' shape (smp: the kept elements, flattened); a multiclass index >= C is an error (smp:
-    no class); ``normalized``, ``reduced_threshold`` and ``"batchwise_mean"`` are not supported yet.
+    no class); ``"batchwise_mean"`` is not supported.
+
+    ``normalized`` and ``reduced_threshold`` are smp's normalized and reduced focal losses, with smp's scopes: the
+    normalized loss divides by the sum of the modulating factors over all kept elements in "binary" and
+    "multilabel" mode (smp's one flattened call), and per class over the kept pixels in "multiclass" mode (smp's
+    per-class calls); the denominator is at least 1e-6 and is differentiated.
 
     Args:
         input: logits, see the modes.
@@ -94,8 +100,9 @@ def focal_loss(
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (element-wise losses of the logits' shape, 0 where ignored;
             per pixel (N, *spatial) for the softmax form). smp's ``"batchwise_mean"`` is not supported.
         one_vs_rest: multiclass only: smp's sum of per-class sigmoid losses (True) or the softmax focal loss.
-        normalized: smp's normalized focal loss: not supported yet (True raises an error).
-        reduced_threshold: smp's reduced focal loss: not supported yet (a value raises an error).
+        normalized: smp's normalized focal loss (see above).
+        reduced_threshold: smp's reduced focal loss: the factor ((1 - p_t) / reduced_threshold)^gamma where
+            p_t >= reduced_threshold, 1 below; a number in (0, 1] or None (off).
 
     Returns:
         The reduced loss (float32 for float16 / bfloat16 logits) or the element-wise losses in the logits' dtype.
@@ -119,11 +126,9 @@ def focal_loss(
         ignore_index = check_ignore_index(ignore_index)
     reduction = semantics.check_reduction(reduction)
     one_vs_rest = semantics.check_bool("one_vs_rest", one_vs_rest)
-    if semantics.check_bool("normalized", normalized):
-        raise argument_error("normalized", "False (smp's normalized focal loss is not supported yet)", True)
-    if reduced_threshold is not None:
-        raise argument_error("reduced_threshold", "None (smp's reduced focal loss is not supported yet)",
-                             repr(reduced_threshold))
+    normalized = semantics.check_bool("normalized", normalized)
+    threshold = semantics.check_reduced_threshold(scalar_value(reduced_threshold))
+    options = {"gamma": gamma, "normalized": normalized, "threshold": threshold}
     if not one_vs_rest and mode != "multiclass":
         raise argument_error("one_vs_rest", f"True for mode={mode!r} (only 'multiclass' has a softmax form)", False)
     target = check_tensor("target", target)
@@ -131,7 +136,7 @@ def focal_loss(
     if target.is_complex() or (target.is_floating_point() and target.dtype not in FLOAT_DTYPES):
         raise type_error("target", "real or bool targets", describe(target))
     if mode == "multiclass":
-        return _multiclass(input, target, alpha, gamma, ignore_index, reduction, one_vs_rest)
+        return _multiclass(input, target, alpha, options, ignore_index, reduction, one_vs_rest)
     if mode == "multilabel" and input.ndim < 2:
         raise argument_error("input", "logits of shape (N, C, *spatial) for mode='multilabel'", describe(input))
     target = _binary_targets(input, target, mode)
@@ -143,7 +148,10 @@ def focal_loss(
     y = target.to(dtype)
     check_unit_interval_values("target", y)
     weight = None if valid is None else valid.to(dtype)
-    loss = sigmoid_focal_loss(input, y, alpha, gamma, "none" if reduction == "none" else "sum", weight=weight)
+    loss = sigmoid_focal_loss(input, y, alpha, gamma, "none" if reduction == "none" else "sum", weight=weight,
+                              reduced_threshold=threshold or None)
+    if normalized:
+        loss = loss / _factor_sum(input, y, weight, options)
     if reduction == "none":
         return loss
 
@@ -155,8 +163,20 @@ def focal_loss(
     return finish_reduction(loss, reduction, count, None, False, input.dtype)
 
 
+def _factor_sum(input: Tensor, targets: Tensor, weight: Tensor | None, options: dict, dims: tuple[int, ...] | None = None,
+                index_ignore: int | None = None) -> Tensor:
+    """The normalized focal loss' denominator: the sum of the modulating factors of the kept elements (over ``dims``,
+    all by default), at least 1e-6."""
+    factors = torch_sigmoid.modulating_factor(input, targets, gamma=options["gamma"], ignore_index=index_ignore,
+                                              reduced_threshold=options["threshold"])
+    if weight is not None:
+        factors = factors * weight
+    total = factors.sum() if dims is None else factors.sum(dim=dims, keepdim=True)
+    return total.clamp_min(NORMALIZED_MIN_DENOMINATOR)
+
+
 def _multiclass(
-    input: Tensor, target: Tensor, alpha: AlphaArg, gamma: float, ignore_index: int | None, reduction: str,
+    input: Tensor, target: Tensor, alpha: AlphaArg, options: dict, ignore_index: int | None, reduction: str,
     one_vs_rest: bool,
 ) -> Tensor:
     if input.ndim < 2 or input.shape[1] < 1:
@@ -171,16 +191,28 @@ def _multiclass(
     target = target.long()
     check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
     index_ignore = -100 if ignore_index is None else ignore_index
+    gamma, normalized, threshold = options["gamma"], options["normalized"], options["threshold"]
     if not one_vs_rest:
-        return softmax_focal_loss(input, target, None, index_ignore, reduction, alpha=alpha, gamma=gamma)
-    inner = "none" if reduction == "none" else "sum"
+        return softmax_focal_loss(input, target, None, index_ignore, reduction, alpha=alpha, gamma=gamma,
+                                  normalized=normalized, reduced_threshold=threshold or None)
+    # normalized: each class' losses are divided by that class' factor sum, so they are summed after the division
+    inner = "none" if reduction == "none" or normalized else "sum"
+    per_class = (0, *range(2, input.ndim))
     if input.shape[1] == 1:  # one class column: 0/1 float targets (index 1 would mean background)
         dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
         valid = (target != index_ignore).unsqueeze(1)
         y = ((target == 0).unsqueeze(1) & valid).to(dtype)
-        loss = sigmoid_focal_loss(input, y, alpha, gamma, inner, weight=valid.to(dtype))
+        weight = valid.to(dtype)
+        loss = sigmoid_focal_loss(input, y, alpha, gamma, inner, weight=weight, reduced_threshold=threshold or None)
+        if normalized:
+            loss = loss / _factor_sum(input, y, weight, options, per_class)
     else:
-        loss = sigmoid_focal_loss(input, target, alpha, gamma, inner, ignore_index=index_ignore)
+        loss = sigmoid_focal_loss(input, target, alpha, gamma, inner, ignore_index=index_ignore,
+                                  reduced_threshold=threshold or None)
+        if normalized:
+            loss = loss / _factor_sum(input, target, None, options, per_class, index_ignore)
+    if normalized and reduction != "none":
+        loss = loss.sum()
     if reduction == "none":
         return loss
 

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from ..backends import counts_invalid_targets
+from ..backends.pytorch import sigmoid as torch_sigmoid
 from ..value_checks import value_checks_enabled
 from .._checks import (
     FLOAT_DTYPES,
@@ -18,11 +19,12 @@ from .._checks import (
     check_unit_interval_values,
     class_vector,
     describe,
+    scalar_value,
 )
 from ..errors import argument_error, type_error
-from ..semantics import check_reduction
+from ..semantics import check_bool, check_reduced_threshold, check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._reduction import check_normalizer, reduce_elementwise, weighted_loss
+from ._reduction import NORMALIZED_MIN_DENOMINATOR, check_normalizer, reduce_elementwise, weighted_loss
 
 __all__ = ["sigmoid_focal_loss", "check_sigmoid_targets", "check_sigmoid_target_values"]
 
@@ -86,6 +88,8 @@ def sigmoid_focal_loss(
     weight: Tensor | None = None,
     normalizer: Tensor | float | None = None,
     sync_normalizer: bool = False,
+    normalized: bool = False,
+    reduced_threshold: float | None = None,
 ) -> Tensor:
     r"""Focal loss on logits (Lin et al. 2017), a drop-in for ``torchvision.ops.sigmoid_focal_loss``.
 
@@ -116,6 +120,12 @@ def sigmoid_focal_loss(
         normalizer: with ``reduction="mean"``, divide the sum by this number or one-element tensor instead (e.g. the
             number of positive anchors, as RetinaNet does). A denominator of 0 is replaced by 1.
         sync_normalizer: average the denominator over ``torch.distributed`` processes when initialised.
+        normalized: the normalized focal loss (segmentation_models_pytorch's ``normalized=True``): every element's
+            loss divided by the sum of the modulating factors (1 - p_t)^gamma over the elements that count (at least
+            1e-6), a denominator autograd differentiates (it is not detached), applied before the reduction.
+        reduced_threshold: the reduced focal loss (Sergievskiy & Ponamarev 2019): the modulating factor becomes
+            ((1 - p_t) / reduced_threshold)^gamma where p_t >= reduced_threshold and 1 below (plain cross-entropy
+            for the hard examples); a number in (0, 1], or None (off).
 
     Returns:
         Per-element losses of the inputs' shape and dtype for ``"none"``; otherwise a scalar (float32 for fp16 / bf16
@@ -131,11 +141,14 @@ def sigmoid_focal_loss(
 
     Reference:
         T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017, arXiv:1708.02002, eqs. (4)-(5) and
-        Appendix B.
+        Appendix B. Reduced focal loss: N. Sergievskiy, A. Ponamarev, "Reduced Focal Loss: 1st Place Solution to
+        xView object detection in Satellite Imagery", arXiv:1903.01347, 2019.
     """
     inputs = check_floating("inputs", inputs)
     reduction = check_reduction(reduction)
     gamma = check_gamma(gamma)
+    normalized = check_bool("normalized", normalized)
+    threshold = check_reduced_threshold(scalar_value(reduced_threshold))
     ignore_index = check_ignore_index(ignore_index)
     targets = check_sigmoid_targets(inputs, targets, ignore_index, scan_values=False)
     alpha_pos, alpha_neg = sigmoid_alpha(alpha, inputs)
@@ -143,7 +156,9 @@ def sigmoid_focal_loss(
     if pos_weight is not None:
         pos_weight_vector = class_vector("pos_weight", pos_weight, inputs, check_unit_range=False)
     tensors = {"alpha_pos": alpha_pos, "alpha_neg": alpha_neg, "pos_weight": pos_weight_vector}
-    if value_checks_enabled(targets) and not counts_invalid_targets("sigmoid_focal", inputs, targets, tensors):
+    options = {"reduced_threshold": threshold or None}  # the back-end chosen must implement the options switched on
+    if value_checks_enabled(targets) and not counts_invalid_targets("sigmoid_focal", inputs, targets,
+                                                                    {**tensors, **options}):
         check_sigmoid_target_values(inputs, targets, ignore_index)
     if weight is not None:
         weight = check_tensor("weight", weight)
@@ -160,6 +175,11 @@ def sigmoid_focal_loss(
     index_ignore = None if targets.is_floating_point() else ignore_index
 
     loss = weighted_loss(
-        "sigmoid_focal", inputs, targets, reduction, weight, tensors=tensors, scalars={"gamma": gamma}, ignore_index=index_ignore,
+        "sigmoid_focal", inputs, targets, reduction, weight, tensors=tensors,
+        scalars={"gamma": gamma, "reduced_threshold": threshold}, ignore_index=index_ignore,
     )
+    if normalized:  # a scalar divisor commutes with the sum, so the fused sum stays fused
+        factors = torch_sigmoid.modulating_factor(inputs, targets, gamma=gamma, ignore_index=index_ignore,
+                                                  reduced_threshold=threshold)
+        loss = loss / factors.sum().clamp_min(NORMALIZED_MIN_DENOMINATOR)
     return reduce_elementwise(loss, reduction, inputs, targets, index_ignore, normalizer, sync_normalizer)

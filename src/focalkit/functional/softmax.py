@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .._autograd import focal_loss_op
 from ..backends import counts_invalid_targets
+from ..backends.pytorch import softmax as torch_softmax
 from ..value_checks import value_checks_enabled
 from .._checks import (
     FLOAT_DTYPES,
@@ -24,9 +25,9 @@ from .._checks import (
     scalar_value,
 )
 from ..errors import argument_error, type_error
-from ..semantics import check_label_smoothing, check_reduction
+from ..semantics import check_bool, check_label_smoothing, check_reduced_threshold, check_reduction
 from ._alpha import AlphaArg, softmax_alpha
-from ._reduction import check_normalizer, finish_reduction
+from ._reduction import NORMALIZED_MIN_DENOMINATOR, check_normalizer, finish_reduction
 
 __all__ = ["softmax_focal_loss"]
 
@@ -65,6 +66,8 @@ def softmax_focal_loss(
     gamma: float = 2.0,
     normalizer: Tensor | float | None = None,
     sync_normalizer: bool = False,
+    normalized: bool = False,
+    reduced_threshold: float | None = None,
 ) -> Tensor:
     r"""Softmax focal loss with the signature and conventions of ``F.cross_entropy``.
 
@@ -92,6 +95,11 @@ def softmax_focal_loss(
         gamma: focusing parameter >= 0.
         normalizer: with ``reduction="mean"``, divide the sum by this instead (0 is replaced by 1).
         sync_normalizer: average the denominator over ``torch.distributed`` processes when initialised.
+        normalized: the normalized focal loss: every row's loss divided by the sum over the rows that count of
+            sum_c q_c (1 - p_c)^gamma ((1 - p_t)^gamma for class indices), at least 1e-6, a denominator autograd
+            differentiates, applied before the reduction.
+        reduced_threshold: the reduced focal loss: the factor of each term becomes ((1 - p_c) / reduced_threshold)
+            ^gamma where p_c >= reduced_threshold and 1 below; a number in (0, 1], or None (off).
 
     Returns:
         Per-row losses of shape (N, d1, ...) in the input's dtype for ``"none"``; otherwise a scalar (float32 for
@@ -111,12 +119,15 @@ def softmax_focal_loss(
         batched_target = target.unsqueeze(0) if isinstance(target, Tensor) else target
         return softmax_focal_loss(
             input.unsqueeze(0), batched_target, weight, ignore_index, reduction, label_smoothing,
-            alpha=alpha, gamma=gamma, normalizer=normalizer, sync_normalizer=sync_normalizer,
+            alpha=alpha, gamma=gamma, normalizer=normalizer, sync_normalizer=sync_normalizer, normalized=normalized,
+            reduced_threshold=reduced_threshold,
         ).squeeze(0)
     if input.ndim == 0:
         raise argument_error("input", "logits of shape (C,), (N, C) or (N, C, d1, ...)", describe(input))
     reduction = check_reduction(reduction)
     gamma = check_gamma(gamma)
+    normalized = check_bool("normalized", normalized)
+    threshold = check_reduced_threshold(scalar_value(reduced_threshold))
     label_smoothing = check_label_smoothing(scalar_value(label_smoothing))
     ignore_index = check_ignore_index(ignore_index)
     target = _check_target(input, target, ignore_index, scan_values=False)
@@ -128,7 +139,8 @@ def softmax_focal_loss(
     fused_op = not (target.is_floating_point() or label_smoothing > 0)
     tensors = {"weight": weight_vector, "alpha": alpha_vector}
     # the fused CPU kernel counts invalid indices in its own pass; otherwise they are scanned here
-    kernel_counts = fused_op and value_checks_enabled(target) and counts_invalid_targets("softmax_focal", input, target, tensors)
+    kernel_counts = fused_op and value_checks_enabled(target) and counts_invalid_targets(
+        "softmax_focal", input, target, {**tensors, "reduced_threshold": threshold or None})
     if not target.is_floating_point() and not kernel_counts:
         check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
     check_normalizer(normalizer, reduction, sync_normalizer, input)
@@ -142,7 +154,7 @@ def softmax_focal_loss(
             input,
             target,
             tensors={"class_weight": class_weight},
-            scalars={"gamma": gamma, "label_smoothing": label_smoothing},
+            scalars={"gamma": gamma, "label_smoothing": label_smoothing, "reduced_threshold": threshold},
             ignore_index=None if target.is_floating_point() else ignore_index,
             reduce_sum=reduction != "none",
         )
@@ -152,10 +164,15 @@ def softmax_focal_loss(
             input,
             target,
             tensors=tensors,
-            scalars={"gamma": gamma},
+            scalars={"gamma": gamma, "reduced_threshold": threshold},
             ignore_index=ignore_index,
             reduce_sum=reduction != "none",
         )
+    if normalized:  # a scalar divisor commutes with the sum, so the fused sum stays fused
+        factors = torch_softmax.modulating_factor(
+            input, target, gamma=gamma, ignore_index=None if target.is_floating_point() else ignore_index,
+            label_smoothing=label_smoothing, reduced_threshold=threshold)
+        loss = loss / factors.sum().clamp_min(NORMALIZED_MIN_DENOMINATOR)
     if reduction == "none":
         return loss.to(input.dtype)
 

@@ -43,7 +43,7 @@ _OPS = {
 }
 
 
-IMPLEMENTS = {op: (module, OPS[op].tensor_args) for op, (module, *_) in _OPS.items()}
+IMPLEMENTS = {op: (module, OPS[op].tensor_args + OPS[op].optional_scalars) for op, (module, *_) in _OPS.items()}
 
 
 def unsupported(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, Tensor | None], *, forced: bool) -> list[str]:

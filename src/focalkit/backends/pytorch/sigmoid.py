@@ -22,11 +22,18 @@ are both computed from e = exp(-|x|) without subtraction, so u keeps full relati
 cross-entropy is a sum of non-negative softplus terms with log1p (torch's BCE-with-logits returns exactly 0 at
 x = -17, t = 0, and the textbook form max(x, 0) - x y + log1p(e) cancels to 0 at x = 17, y = 1 in fp32).
 
+Reduced focal loss (Sergievskiy & Ponamarev 2019; segmentation_models_pytorch's ``reduced_threshold``): with
+threshold th in (0, 1] the modulating factor is ((1 - p_t) / th)^gamma where p_t >= th and 1 below (plain
+cross-entropy there). In closed form the loss and gradient are those above with gamma replaced by 0 below the
+threshold and multiplied by th^-gamma above it; ``reduced_threshold=0`` switches the option off.
+
 With ``pos_weight`` (as in ``nn.BCEWithLogitsLoss``) the cross-entropy becomes
 pos_weight * y * softplus(-x) + (1 - y) * softplus(x) and (p - y) becomes its derivative (1 - y) p - pos_weight y (1 - p).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -35,13 +42,15 @@ import torch.nn.functional as F
 
 from ..._targets import class_shape, one_hot_targets
 from ...semantics import LOG_SPACE_BELOW
+from ._reduced import reduced_factor
 
-__all__ = ["differentiable", "forward"]
+__all__ = ["differentiable", "forward", "modulating_factor"]
 
 
 def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None, alpha_neg: Tensor | None = None,
             pos_weight: Tensor | None = None, gamma: float | Tensor, ignore_index: int | None, reduce_sum: bool,
-            compute_grad: bool, class_weight: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+            compute_grad: bool, class_weight: Tensor | None = None, reduced_threshold: float = 0.0
+            ) -> tuple[Tensor, Tensor | None]:
     """Per-element sigmoid focal loss and its derivative, following the kernel contract.
 
     Args:
@@ -54,6 +63,7 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
         reduce_sum: return the float32 sum instead of per-element losses.
         compute_grad: also return d loss_i / d x_i (in the logits' dtype); otherwise None.
         pos_weight: optional float32 per-class weight of positive cross-entropy terms, shape (C,).
+        reduced_threshold: th in (0, 1] for the reduced focal loss, or 0 (off).
 
     Returns:
         ``(loss, grad)``: float32 loss (float64 for float64 logits; logits-shaped, or 0-d when ``reduce_sum``)
@@ -83,6 +93,8 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
     u = p * (1 - y) + q * y
     gamma = _class_view(gamma, shape, x.dtype)
     weight = u.pow(gamma)  # 0^0 = 1
+    if reduced_threshold:
+        weight, gamma = reduced_factor(u, gamma, reduced_threshold)
     if class_weight is not None:
         weight = weight * _class_view(class_weight, shape, x.dtype)
     if alpha_pos is not None and alpha_neg is not None:
@@ -103,6 +115,35 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
     return loss, grad
 
 
+def _log_space_factor(x: Tensor, y: Tensor, gamma: float | Tensor, reduced_threshold: float, softplus_pos: Tensor,
+                      softplus_neg: Tensor) -> Tensor:
+    """The modulating factor (1 - p_t)^gamma (reduced: ((1 - p_t) / th)^gamma where p_t >= th, a constant 1 below)
+    as a log-space composition differentiable to any order (see :func:`differentiable`)."""
+    u = torch.sigmoid(x) * (1 - y) + torch.sigmoid(-x) * y
+    representable = u > LOG_SPACE_BELOW
+    log_u_closed = torch.where(y >= 0.5, -softplus_pos, -softplus_neg)
+    log_u = torch.where(representable, torch.log(torch.where(representable, u, torch.ones_like(u))), log_u_closed)
+    if not reduced_threshold:
+        return torch.exp(gamma * log_u)
+    reduced = (u <= 1 - reduced_threshold).detach()
+    return torch.where(reduced, torch.exp(gamma * (log_u - math.log(reduced_threshold))), torch.ones_like(u))
+
+
+def modulating_factor(logits: Tensor, targets: Tensor, *, gamma: float, ignore_index: int | None,
+                      reduced_threshold: float = 0.0) -> Tensor:
+    """The per-element modulating factor (1 - p_t)^gamma (or the reduced focal loss'), 0 on ignored rows, as a
+    composition autograd differentiates: the denominator of the normalized focal loss.
+
+    Example:
+        >>> modulating_factor(torch.tensor([[0.0, 3.0]]), torch.tensor([[1.0, 1.0]]), gamma=2.0, ignore_index=None)
+        tensor([[0.2500, 0.0022]])
+    """
+    x = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    y, valid = _binary_or_soft(logits, targets, ignore_index)
+    factor = _log_space_factor(x, y, gamma, reduced_threshold, F.softplus(x), F.softplus(-x))
+    return factor if valid is None else factor * valid
+
+
 def _class_view(value: float | Tensor, shape: list[int], dtype: torch.dtype) -> float | Tensor:
     """A number as it is; a per-class (C,) tensor viewed to broadcast along dim 1, in the compute dtype."""
     return value.to(dtype).view(shape) if isinstance(value, Tensor) else value
@@ -119,7 +160,8 @@ def _binary_or_soft(logits: Tensor, targets: Tensor, ignore_index: int | None) -
 
 def differentiable(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
                    alpha_neg: Tensor | None = None, pos_weight: Tensor | None = None, gamma: float | Tensor,
-                   ignore_index: int | None, class_weight: Tensor | None = None) -> Tensor:
+                   ignore_index: int | None, class_weight: Tensor | None = None, reduced_threshold: float = 0.0
+                   ) -> Tensor:
     r"""Per-element sigmoid focal loss as a log-space composition that autograd differentiates to any order, with
     respect to the logits and to soft targets.
 
@@ -155,12 +197,9 @@ def differentiable(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None 
     shape = class_shape(logits)
     softplus_pos = F.softplus(x)  # -log(1 - p)
     softplus_neg = F.softplus(-x)  # -log(p)
-    u = torch.sigmoid(x) * (1 - y) + torch.sigmoid(-x) * y
-    representable = u > LOG_SPACE_BELOW
-    log_u_closed = torch.where(y >= 0.5, -softplus_pos, -softplus_neg)
-    log_u = torch.where(representable, torch.log(torch.where(representable, u, torch.ones_like(u))), log_u_closed)
     positive = y * softplus_neg if pos_weight is None else pos_weight.view(shape) * y * softplus_neg
-    loss = torch.exp(_class_view(gamma, shape, x.dtype) * log_u) * (positive + (1 - y) * softplus_pos)
+    factor = _log_space_factor(x, y, _class_view(gamma, shape, x.dtype), reduced_threshold, softplus_pos, softplus_neg)
+    loss = factor * (positive + (1 - y) * softplus_pos)
     if class_weight is not None:
         loss = loss * _class_view(class_weight, shape, x.dtype)
     if alpha_pos is not None and alpha_neg is not None:

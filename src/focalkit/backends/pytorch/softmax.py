@@ -34,12 +34,15 @@ has no u^(gamma - 1) factor either (l_c / u_c -> -1 as u_c -> 0).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from ..._targets import ncs, one_hot_targets
+from ._reduced import reduced_factor
 
-__all__ = ["differentiable", "differentiable_soft", "forward", "forward_soft"]
+__all__ = ["differentiable", "differentiable_soft", "forward", "forward_soft", "modulating_factor"]
 
 
 def _rows_view(logits: Tensor) -> Tensor:
@@ -49,7 +52,7 @@ def _rows_view(logits: Tensor) -> Tensor:
 
 
 def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, alpha: Tensor | None = None,
-            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool
+            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool, reduced_threshold: float = 0.0
 ) -> tuple[Tensor, Tensor | None]:
     """Per-row softmax focal loss for class-index targets and its gradient, following the kernel contract.
 
@@ -59,6 +62,8 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
         weight, alpha: float32 per-class vectors of shape (C,), or None.
         gamma: focusing parameter >= 0.
         ignore_index: target value of rows to ignore, or None.
+        reduced_threshold: th in (0, 1] for the reduced focal loss (factor ((1 - p_t) / th)^gamma where p_t >= th,
+            1 below), or 0 (off).
         reduce_sum: return the sum over rows instead of per-row losses.
         compute_grad: also return d loss / d logits (logits' shape and dtype); otherwise None.
 
@@ -88,7 +93,10 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
     log_p = x.gather(1, t_safe) - m - log_s
     p_t = torch.exp(log_p)
     u = s_others / s_total
-    row_weight = u.pow(gamma) * valid
+    row_weight = u.pow(gamma)
+    if reduced_threshold:
+        row_weight, gamma = reduced_factor(u, gamma, reduced_threshold)
+    row_weight = row_weight * valid
     if weight is not None:
         row_weight = row_weight * weight[t_safe]
     if alpha is not None:
@@ -136,12 +144,39 @@ def _log_p_and_log_u(x: Tensor) -> tuple[Tensor, Tensor]:
     return log_p, log_u
 
 
+def _log_space_factor(log_u: Tensor, gamma: float, reduced_threshold: float) -> Tensor:
+    """(1 - p_c)^gamma from log(1 - p_c), or the reduced focal loss' ((1 - p_c) / th)^gamma where p_c >= th and a
+    constant 1 below; differentiable to any order."""
+    if not reduced_threshold:
+        return torch.exp(gamma * log_u)
+    bound = math.log1p(-reduced_threshold) if reduced_threshold < 1 else -math.inf  # log(1 - th)
+    reduced = (log_u <= bound).detach()
+    return torch.where(reduced, torch.exp(gamma * (log_u - math.log(reduced_threshold))), torch.ones_like(log_u))
+
+
+def modulating_factor(logits: Tensor, targets: Tensor, *, gamma: float, ignore_index: int | None,
+                      label_smoothing: float = 0.0, reduced_threshold: float = 0.0) -> Tensor:
+    """Per-row sum_c q_c m(p_c) of the modulating factor m(p) = (1 - p)^gamma (or the reduced focal loss'), which is
+    m(p_t) for class-index targets and 0 on ignored rows; differentiable: the normalized focal loss' denominator.
+
+    Example:
+        >>> modulating_factor(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), gamma=2.0, ignore_index=-100)
+        tensor([0.0142])
+    """
+    x = _rows_view(logits)
+    q = _soft_targets(logits, targets, label_smoothing, ignore_index).reshape(x.shape)
+    _, log_u = _log_p_and_log_u(x)
+    rows = (q * _log_space_factor(log_u, gamma, reduced_threshold)).sum(dim=1)
+    return rows.reshape((logits.shape[0], *logits.shape[2:]))
+
+
 def _class_weight_view(class_weight: Tensor | None, x: Tensor) -> Tensor | float:
     return 1.0 if class_weight is None else class_weight.to(x.dtype).view(1, -1, 1)
 
 
 def differentiable_soft(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None = None, gamma: float,
-                        label_smoothing: float = 0.0, ignore_index: int | None) -> Tensor:
+                        label_smoothing: float = 0.0, ignore_index: int | None, reduced_threshold: float = 0.0
+                        ) -> Tensor:
     """Per-row soft-target softmax focal loss, a log-space composition differentiable to any order.
 
     .. math:: L = \\sum_c q_c w_c (1 - p_c)^\\gamma (-\\log p_c)
@@ -166,14 +201,14 @@ def differentiable_soft(logits: Tensor, targets: Tensor, *, class_weight: Tensor
         return x.sum(dim=1).reshape((logits.shape[0], *logits.shape[2:]))
     q = _soft_targets(logits, targets, label_smoothing, ignore_index).reshape(x.shape)
     log_p, log_u = _log_p_and_log_u(x)
-    term = -torch.exp(gamma * log_u) * log_p * _class_weight_view(class_weight, x)
+    term = -_log_space_factor(log_u, gamma, reduced_threshold) * log_p * _class_weight_view(class_weight, x)
     rows = (q * term).sum(dim=1)
     return rows.reshape((logits.shape[0], *logits.shape[2:]))
 
 
 def forward_soft(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None = None, gamma: float,
-                 label_smoothing: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool
-) -> tuple[Tensor, Tensor | None]:
+                 label_smoothing: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool,
+                 reduced_threshold: float = 0.0) -> tuple[Tensor, Tensor | None]:
     """Soft-target softmax focal loss per row and its closed-form gradient (op ``softmax_focal_soft``).
 
     Args and the loss are those of :func:`differentiable_soft`; ``reduce_sum`` returns the 0-d sum and
@@ -195,6 +230,8 @@ def forward_soft(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None
         q = _soft_targets(logits, targets, label_smoothing, ignore_index).reshape(x.shape)
         log_p, log_u = _log_p_and_log_u(x)
         u_gamma = torch.exp(gamma * log_u)
+        if reduced_threshold:
+            u_gamma, gamma = reduced_factor(torch.exp(log_u), gamma, reduced_threshold)
         weighted_q = q * _class_weight_view(class_weight, x)
         rows = (weighted_q * u_gamma * -log_p).sum(dim=1)
         loss = rows.sum() if reduce_sum else rows.reshape((logits.shape[0], *logits.shape[2:]))
@@ -208,10 +245,11 @@ def forward_soft(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None
 
 
 def differentiable(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, alpha: Tensor | None = None,
-                   gamma: float, ignore_index: int | None) -> Tensor:
+                   gamma: float, ignore_index: int | None, reduced_threshold: float = 0.0) -> Tensor:
     """Per-row class-index softmax focal loss as a composition differentiable to any order (see
     :func:`differentiable_soft`; the class weight is ``weight * alpha``)."""
     class_weight = weight
     if alpha is not None:
         class_weight = alpha if class_weight is None else class_weight * alpha
-    return differentiable_soft(logits, targets, class_weight=class_weight, gamma=gamma, ignore_index=ignore_index)
+    return differentiable_soft(logits, targets, class_weight=class_weight, gamma=gamma, ignore_index=ignore_index,
+                               reduced_threshold=reduced_threshold)

@@ -1,6 +1,8 @@
 """The Triton back-end: fused loss + gradient kernels for CUDA tensors (loaded only when used).
 
-It runs ``sigmoid_focal`` and ``softmax_focal`` on float32, float16 and bfloat16 logits on a CUDA device. With
+It runs ``sigmoid_focal``, ``softmax_focal`` and the family ``quality_focal``, ``varifocal``, ``gaussian_focal``,
+``distribution_focal``, ``asymmetric`` and ``poly1_focal`` on float32, float16 and bfloat16 logits on a CUDA device
+(the elementwise losses share one kernel, :mod:`focalkit.backends.triton.logistic`). With
 ``TRITON_INTERPRET=1`` Triton's interpreter runs the same kernels on CPU tensors; the dispatcher then uses it only
 when it is forced (``backend="triton"`` or ``FOCALKIT_BACKEND=triton``), never by ``"auto"``. Nothing here imports
 Triton until a kernel module is loaded.
@@ -24,8 +26,19 @@ from torch import Tensor
 NAME = "triton"
 
 # op -> (module, the optional tensor arguments it implements)
-IMPLEMENTS = {"sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg")), "softmax_focal": ("softmax", ("weight", "alpha"))}
+IMPLEMENTS = {
+    "sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg")),
+    "softmax_focal": ("softmax", ("weight", "alpha")),
+    "quality_focal": ("quality", ("scores",)),
+    "varifocal": ("varifocal", ("labels",)),
+    "gaussian_focal": ("gaussian", ()),
+    "distribution_focal": ("distribution", ()),
+    "asymmetric": ("asymmetric", ()),
+    "poly1_focal": ("poly", ("alpha_pos", "alpha_neg")),
+}
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# The distribution focal kernel holds a row's bins (dim 1) in one tile: its widest row.
+DISTRIBUTION_MAX_BINS = 4096
 
 
 def installed() -> bool:
@@ -43,6 +56,10 @@ def unsupported(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, 
     reasons = []
     if logits.dtype not in _DTYPES:
         reasons.append(f"it supports float32, float16 and bfloat16 logits, got {logits.dtype}")
+    if op == "distribution_focal" and logits.ndim >= 2 and logits.shape[1] > DISTRIBUTION_MAX_BINS:
+        reasons.append(
+            f"it holds at most {DISTRIBUTION_MAX_BINS} bins along dim 1 for distribution_focal, got {logits.shape[1]}"
+        )
     if not installed():
         reasons.append("Triton is not installed")
     if logits.device.type != "cuda" and not (interpreter() and forced):
