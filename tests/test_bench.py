@@ -49,21 +49,28 @@ def test_targets_are_computed_from_one_run():
         return {"impl": impl, "dtype": "fp32", "numel": numel, "mode": mode, "median_ms": ms}
 
     results = {
-        "sigmoid": {"timings": [rec("focalkit[cpu]", 10.0), rec("torchvision formula (eager)", 60.0),
-                                rec("torchvision formula (compiled)", 12.0)],
+        "sigmoid": {"timings": [rec("focalkit[cpu]", 10.0), rec("torchvision formula (eager)", 90.0),
+                                rec("torchvision formula (compiled)", 12.0),
+                                rec("focalkit[cpu]", 0.3, 10_000), rec("F.binary_cross_entropy_with_logits (floor)",
+                                                                       0.25, 10_000)],
                     "memory": [], "first_call": [{"impl": "focalkit[cpu]", "first_call_s": 0.1}], "skipped": {}},
-        "softmax": {"timings": [rec("focalkit[cpu]", 13.0, 65536 * 64), rec("F.cross_entropy (floor)", 10.0, 65536 * 64)],
+        "softmax": {"timings": [rec("focalkit[cpu]", 13.0, 65536 * 64), rec("F.cross_entropy (floor)", 10.0, 65536 * 64),
+                                rec("focalkit[cpu]", 5.0, 65536 * 64, "forward_no_grad"),
+                                rec("F.cross_entropy (floor)", 5.0, 65536 * 64, "forward_no_grad")],
                     "memory": [], "first_call": [], "skipped": {}},
     }
-    targets = {t["target"].split(":")[0] + str(t["goal"]): t for t in _runner.evaluate_targets(results)}
-    met = [t["met"] for t in _runner.evaluate_targets(results)]
-    values = [t["value"] for t in _runner.evaluate_targets(results)]
-    assert values[:2] == [6.0, 1.2] and met[:2] == [True, False]
-    assert met[2] is True and abs(values[3] - 1.3) < 1e-12 and met[3] is True
-    assert targets
+    values = [(t["value"], t["met"]) for t in _runner.evaluate_targets(results)]
+    assert values[0] == (9.0, True) and values[1] == (1.2, False)  # eager >= 8x, compiled >= 2x
+    assert abs(values[2][0] - 1.2) < 1e-12 and values[2][1] is True  # 1e4 elements vs BCE <= 1.5x
+    assert values[3] == (0.1, True)  # first call
+    assert abs(values[4][0] - 1.3) < 1e-12 and values[4][1] is False  # softmax fwd+bwd <= 1.1x
+    assert values[5] == (1.0, True)  # softmax forward only <= 1.2x
 
 
-def test_quick_run_writes_json_markdown_and_png(tmp_path):
+def test_quick_run_writes_json_markdown_and_png(tmp_path, monkeypatch):
+    from focalkit_app.bench import quiet
+
+    monkeypatch.setattr(quiet, "machine_state", lambda threads, min_run_time=0.3: _state(0.3, 2.1, 2.0))
     parser = argparse.ArgumentParser()
     add_bench_arguments(parser)
     args = parser.parse_args(["--op", "sigmoid", "--sizes", "2e4", "--modes", "both", "--no-compile",
@@ -78,7 +85,26 @@ def test_quick_run_writes_json_markdown_and_png(tmp_path):
     names = {r["impl"] for r in report["results"]["sigmoid"]["timings"]}
     assert "torchvision formula (eager)" in names and "F.binary_cross_entropy_with_logits (floor)" in names
     assert (tmp_path / "t.md").read_text().startswith("# focalkit CPU benchmark")
+    assert "- quietness: quiet" in (tmp_path / "t.md").read_text()
     assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_main_benchmark_refuses_a_busy_machine_unless_told(tmp_path, monkeypatch):
+    from focalkit_app.bench import quiet
+
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    argv = ["--op", "sigmoid", "--sizes", "1e3", "--modes", "both", "forward_no_grad", "--no-compile",
+            "--no-first-call", "--no-memory", "--impls", "torchvision formula (eager)", "--min-reps", "1",
+            "--max-reps", "2", "--min-time", "0", "--dtypes", "fp32", "--out", str(tmp_path), "--name", "t"]
+    states = iter([_state(5.0, 900.0, 180.0), _state(5.0, 900.0, 180.0)] * 2)
+    monkeypatch.setattr(quiet, "machine_state", lambda threads, min_run_time=0.3: next(states))
+    assert run_bench(parser.parse_args(argv)) == 3
+    assert not list(tmp_path.iterdir())
+    assert run_bench(parser.parse_args(argv + ["--allow-busy"])) == 0
+    assert "BUSY MACHINE" in (tmp_path / "t.md").read_text()
+    modes = {r["mode"] for r in json.loads((tmp_path / "t.json").read_text())["results"]["sigmoid"]["timings"]}
+    assert modes == {"both", "forward_no_grad"}
 
 
 # ------------------------------------------------------------------------------- family benchmark, quietness check
