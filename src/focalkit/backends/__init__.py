@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Callable, Mapping
@@ -67,6 +68,7 @@ class BackendUnavailableError(InvalidArgumentError):
     """A forced back-end cannot run these inputs (not installed, not built, wrong device, dtype or option)."""
 
 
+@functools.cache
 def _package(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{_PACKAGES[name]}")
 
