@@ -1,11 +1,11 @@
 """The Triton back-end: fused loss + gradient kernels for CUDA tensors (loaded only when used).
 
-It runs ``sigmoid_focal``, ``softmax_focal`` and the family ``quality_focal``, ``varifocal``, ``gaussian_focal``,
-``distribution_focal``, ``asymmetric`` and ``poly1_focal`` on float32, float16 and bfloat16 logits on a CUDA device
-(the elementwise losses share one kernel, :mod:`focalkit.backends.triton.logistic`). With
-``TRITON_INTERPRET=1`` Triton's interpreter runs the same kernels on CPU tensors; the dispatcher then uses it only
-when it is forced (``backend="triton"`` or ``FOCALKIT_BACKEND=triton``), never by ``"auto"``. Nothing here imports
-Triton until a kernel module is loaded.
+It runs ``sigmoid_focal`` and ``softmax_focal`` (both also as the reduced focal loss, ``reduced_threshold``) and the
+family ``quality_focal``, ``varifocal``, ``gaussian_focal``, ``distribution_focal``, ``asymmetric`` and
+``poly1_focal`` on float32, float16 and bfloat16 logits on a CUDA device (the elementwise losses share one kernel,
+:mod:`focalkit.backends.triton.logistic`). With ``TRITON_INTERPRET=1`` Triton's interpreter runs the same kernels
+on CPU tensors; the dispatcher then uses it only when it is forced (``backend="triton"`` or
+``FOCALKIT_BACKEND=triton``), never by ``"auto"``. Nothing here imports Triton until a kernel module is loaded.
 
 Example:
     >>> from focalkit.backends import triton
@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -25,10 +26,10 @@ from torch import Tensor
 
 NAME = "triton"
 
-# op -> (module, the optional tensor arguments it implements)
+# op -> (module, the optional arguments it implements: tensors, and optional scalars such as reduced_threshold)
 IMPLEMENTS = {
-    "sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg")),
-    "softmax_focal": ("softmax", ("weight", "alpha")),
+    "sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg", "reduced_threshold")),
+    "softmax_focal": ("softmax", ("weight", "alpha", "reduced_threshold")),
     "quality_focal": ("quality", ("scores",)),
     "varifocal": ("varifocal", ("labels",)),
     "gaussian_focal": ("gaussian", ()),
@@ -41,8 +42,10 @@ _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 DISTRIBUTION_MAX_BINS = 4096
 
 
+@functools.cache
 def installed() -> bool:
-    """Whether Triton can be imported (checked without importing it)."""
+    """Whether Triton can be imported (checked once per process without importing it: the search for the package
+    stats the file system, which would cost more than a small loss call)."""
     return importlib.util.find_spec("triton") is not None
 
 

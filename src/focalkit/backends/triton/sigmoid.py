@@ -16,6 +16,18 @@ with ``a_t = alpha_pos[c] y + alpha_neg[c] (1 - y)``. Everything is computed in 
 (``log p = -softplus(-x)``, ``log(1 - p) = -softplus(x)``), so no probability is ever clamped, rounded to 1 and then
 raised to a power: values and gradients are finite for every ``gamma >= 0`` and every finite ``x``.
 
+Reduced focal loss (``reduced_threshold`` th in (0, 1]; Sergievskiy & Ponamarev 2019): the factor ``u^gamma``
+becomes
+
+.. math::
+
+    m(u) = \\begin{cases} (u / th)^{\\gamma} = e^{\\gamma (\\log u - \\log th)} & u \\le 1 - th\\ (p_t \\ge th) \\\\
+                            1 & \\text{otherwise} \\end{cases}
+
+and the gradient is the one above with ``u^gamma`` replaced by ``m(u)`` and ``gamma`` by the *effective* gamma
+(``gamma`` where ``p_t >= th``, 0 below: the plain cross-entropy's gradient there). A compile-time switch leaves
+the kernel without the option unchanged.
+
 Two target kinds share one kernel (a ``tl.constexpr`` switch):
 
 - dense float targets of the logits' shape (soft, in [0, 1]): the log-space form above;
@@ -34,11 +46,14 @@ innermost. All offsets are int64.
 Reference:
     T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection." ICCV 2017,
     arXiv:1708.02002 (eq. 5 and Appendix B).
+    N. Sergievskiy, A. Ponamarev. "Reduced Focal Loss: 1st Place Solution to xView object detection in Satellite
+    Imagery." arXiv:1903.01347, 2019 (the reduced focal loss).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import triton
@@ -77,6 +92,30 @@ def _log1p(v):
 
 
 @triton.jit
+def _modulating_factor(u, log_u, gamma, log_threshold, reduced_bound, REDUCED: tl.constexpr):
+    """(m, effective gamma) for 1 - p_t = ``u``: ``(exp(gamma log u), gamma)``, or with ``REDUCED``
+    ``(exp(gamma (log u - log th)), gamma)`` where ``u <= reduced_bound = 1 - th`` and ``(1, 0)`` elsewhere.
+
+    ``gamma = 0`` gives exactly 1 (``exp(0)``); ``log u`` must be finite (callers put a large negative number in
+    place of log 0, which gives m = 0 for gamma > 0)."""
+    if REDUCED:
+        reduced = u <= reduced_bound
+        factor = tl.where(reduced, tl.exp(gamma * (log_u - log_threshold)), 1.0)
+        effective_gamma = tl.where(reduced, gamma, 0.0)
+    else:
+        factor = tl.exp(gamma * log_u)
+        effective_gamma = gamma
+    return factor, effective_gamma
+
+
+def _reduced_scalars(reduced_threshold: float) -> tuple[float, float]:
+    """The kernels' ``(log th, 1 - th)`` for threshold ``th`` in (0, 1]; ``(0, 0)`` when the option is off (0)."""
+    if not reduced_threshold:
+        return 0.0, 0.0
+    return math.log(reduced_threshold), 1.0 - reduced_threshold
+
+
+@triton.jit
 def _sigmoid_focal_fwd_kernel(
     x_ptr,
     y_ptr,
@@ -94,12 +133,15 @@ def _sigmoid_focal_fwd_kernel(
     syc,
     sys_,
     gamma,
+    log_threshold,
+    reduced_bound,
     ignore_index,
     n_cblocks,
     n_sblocks,
     INDEX_TARGETS: tl.constexpr,
     HAS_APOS: tl.constexpr,
     HAS_ANEG: tl.constexpr,
+    REDUCED: tl.constexpr,
     REDUCE: tl.constexpr,
     COMPUTE_GRAD: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -148,11 +190,11 @@ def _sigmoid_focal_fwd_kernel(
         u = tl.where(pos, sig_neg, sig_pos)  # sigmoid(-z) = 1 - p_t
         v = tl.where(pos, sig_pos, sig_neg)  # sigmoid(z)  = p_t
         log_u = -tl.where(pos, sp_pos, sp_neg)  # -softplus(z), finite
-        ug = tl.exp(gamma * log_u)  # gamma = 0 -> exp(0) = 1 exactly
+        ug, g_eff = _modulating_factor(u, log_u, gamma, log_threshold, reduced_bound, REDUCED)
         wl = a_t * ug
         loss = wl * ce
         if COMPUTE_GRAD:
-            g0 = wl * (gamma * v * ce + u)
+            g0 = wl * (g_eff * v * ce + u)
             grad = tl.where(pos, -g0, g0)
     else:
         y = tl.load(y_ptr + n * syn + c * syc + s * sys_, mask=mask, other=0.0).to(tl.float32)
@@ -164,14 +206,15 @@ def _sigmoid_focal_fwd_kernel(
         lm = tl.maximum(la, lb)
         lm = tl.where(lm == float("-inf"), 0.0, lm)  # only for targets outside [0, 1]; keeps lanes NaN-free
         log_u = lm + _log1p(tl.exp(tl.minimum(la, lb) - lm))
-        ug = tl.exp(gamma * log_u)
+        u = sig_pos * ym + sig_neg * y  # only compared with 1 - th (reduced); the factor is taken from log u
+        ug, g_eff = _modulating_factor(u, log_u, gamma, log_threshold, reduced_bound, REDUCED)
         wl = a_t * ug
         ce = ym * sp_pos + y * sp_neg
         loss = wl * ce
         if COMPUTE_GRAD:
             r = tl.minimum(tl.exp(-log_u - sp_pos - sp_neg), 1.0)  # p (1 - p) / u
             p_minus_y = sig_pos * ym - sig_neg * y
-            grad = wl * (p_minus_y + gamma * (1.0 - 2.0 * y) * r * ce)
+            grad = wl * (p_minus_y + g_eff * (1.0 - 2.0 * y) * r * ce)
 
     out_off = (n * C + c) * S + s
     if REDUCE:
@@ -190,7 +233,7 @@ def _device_guard(t: torch.Tensor):
 
 def forward(logits: torch.Tensor, targets: torch.Tensor, *, alpha_pos: torch.Tensor | None = None,
             alpha_neg: torch.Tensor | None = None, gamma: float, ignore_index: int | None, reduce_sum: bool,
-            compute_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            compute_grad: bool, reduced_threshold: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sigmoid focal loss and its gradient in one pass (Triton).
 
     Args:
@@ -206,6 +249,8 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, alpha_pos: torch.Ten
         reduce_sum: return the 0-d float32 sum instead of per-element losses. Deterministic: one fp32 partial per
             program, then a fixed-size ``torch.sum`` (float64 accumulation) of the partials; no atomics.
         compute_grad: also return d loss_i / d x_i. When False no gradient work is compiled in.
+        reduced_threshold: th in (0, 1] for the reduced focal loss (factor ``((1 - p_t) / th)^gamma`` where
+            ``p_t >= th``, 1 below), or 0 (off: the focal loss).
 
     Returns:
         ``(loss, grad)``: loss is float32, logits-shaped (or 0-d when ``reduce_sum``); grad has the logits' shape and
@@ -216,9 +261,13 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, alpha_pos: torch.Ten
         >>> t = torch.tensor([1], device="cuda")  # class 1 positive, class 0 negative
         >>> loss, grad = forward(x, t, alpha_pos=None, alpha_neg=None, gamma=2.0,
         ...                                    ignore_index=-100, reduce_sum=False, compute_grad=True)
+        >>> reduced, _ = forward(x, t, gamma=2.0, ignore_index=None, reduce_sum=True, compute_grad=False,
+        ...                      reduced_threshold=0.5)
 
     Reference:
         Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017, arXiv:1708.02002.
+        Sergievskiy & Ponamarev, "Reduced Focal Loss: 1st Place Solution to xView object detection in Satellite
+        Imagery", arXiv:1903.01347 (``reduced_threshold``).
     """
     shape = logits.shape
     device = logits.device
@@ -256,6 +305,7 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, alpha_pos: torch.Ten
 
     alpha_pos = alpha_pos.contiguous() if alpha_pos is not None else None
     alpha_neg = alpha_neg.contiguous() if alpha_neg is not None else None
+    log_threshold, reduced_bound = _reduced_scalars(reduced_threshold)
     with _device_guard(logits):
         _sigmoid_focal_fwd_kernel[grid](
             x3,
@@ -272,12 +322,15 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, alpha_pos: torch.Ten
             syc,
             sys_,
             float(gamma),
+            log_threshold,
+            reduced_bound,
             _NO_IGNORE if ignore_index is None else int(ignore_index),
             n_cblocks,
             n_sblocks,
             INDEX_TARGETS=index_targets,
             HAS_APOS=alpha_pos is not None,
             HAS_ANEG=alpha_neg is not None,
+            REDUCED=bool(reduced_threshold),
             REDUCE=bool(reduce_sum),
             COMPUTE_GRAD=bool(compute_grad),
             BLOCK_N=block_n,

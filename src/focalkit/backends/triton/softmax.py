@@ -20,6 +20,11 @@ underflows to 0 a large finite negative stands in for ``log u``, so ``gamma = 0`
 Both terms of ``u - gamma p_t l`` are >= 0: no cancellation. Rows whose target equals ``ignore_index`` (or lies
 outside [0, C)) get 0 loss and 0 gradient.
 
+Reduced focal loss (``reduced_threshold`` th in (0, 1]; Sergievskiy & Ponamarev 2019): ``u^gamma`` becomes
+``m(u) = exp(gamma (log u - log th))`` where ``u <= 1 - th`` (``p_t >= th``) and 1 elsewhere, and ``gamma`` in ``A``
+becomes the effective gamma (``gamma`` where ``p_t >= th``, 0 below: the cross-entropy's gradient there), as in
+:mod:`focalkit.backends.triton.sigmoid`; a compile-time switch leaves the kernel without the option unchanged.
+
 Layout: logits viewed as (N, C, S) with any strides (class stride = ``stride(1)``; no transpose is made for S > 1).
 A program owns ``BLOCK_N x BLOCK_S`` rows and walks the classes in chunks of ``BLOCK_C``:
 
@@ -30,6 +35,8 @@ A program owns ``BLOCK_N x BLOCK_S`` rows and walks the classes in chunks of ``B
 Reference:
     T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection." ICCV 2017,
     arXiv:1708.02002 (eq. 5, used with the softmax probability of the target class).
+    N. Sergievskiy, A. Ponamarev. "Reduced Focal Loss: 1st Place Solution to xView object detection in Satellite
+    Imagery." arXiv:1903.01347, 2019 (the reduced focal loss).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import triton.language as tl
 
 from ..._targets import ncs
 
-from .sigmoid import _NO_IGNORE, _device_guard, _log1p, _next_pow2
+from .sigmoid import _NO_IGNORE, _device_guard, _log1p, _modulating_factor, _next_pow2, _reduced_scalars
 
 __all__ = ["forward"]
 
@@ -67,10 +74,13 @@ def _softmax_focal_fwd_kernel(
     stn,
     sts,
     gamma,
+    log_threshold,
+    reduced_bound,
     ignore_index,
     n_sblocks,
     HAS_WEIGHT: tl.constexpr,
     HAS_ALPHA: tl.constexpr,
+    REDUCED: tl.constexpr,
     REDUCE: tl.constexpr,
     COMPUTE_GRAD: tl.constexpr,
     ONE_TILE: tl.constexpr,
@@ -124,14 +134,14 @@ def _softmax_focal_fwd_kernel(
     # Row quantities, shape [BN, 1, BS].
     e_t = tl.exp(x_t - m)
     log_s = tl.log(s_all)
-    ratio = s_oth / tl.where(e_t > 0.0, e_t, 1.0)
+    ratio = s_oth / tl.where(e_t >= s_oth, e_t, 1.0)  # used only where e_t >= S' (then e_t >= 1/2): no overflow
     log_pt = tl.where(e_t >= s_oth, -_log1p(tl.minimum(ratio, 1.0)), (x_t - m) - log_s)
     p_t = tl.exp(log_pt)
     has_oth = s_oth > 0.0
     # Where S' underflows to 0, -1e30 stands in for log u: exp(gamma * -1e30) is 0 for gamma > 0 and 1 for gamma = 0.
     log_u = tl.where(has_oth, tl.log(tl.where(has_oth, s_oth, 1.0)) - log_s, -1.0e30)
     u = s_oth / s_all
-    ug = tl.exp(gamma * log_u)
+    ug, g_eff = _modulating_factor(u, log_u, gamma, log_threshold, reduced_bound, REDUCED)
     if HAS_ALPHA:
         aw = tl.load(a_ptr + tt, mask=valid, other=0.0).to(tl.float32)
     else:
@@ -147,7 +157,7 @@ def _softmax_focal_fwd_kernel(
         tl.store(loss_ptr + n * S + s, loss, mask=row_mask)
 
     if COMPUTE_GRAD:
-        big_a = aw * ug * (u - gamma * p_t * log_pt)
+        big_a = aw * ug * (u - g_eff * p_t * log_pt)
         k = big_a / tl.where(has_oth, s_oth, 1.0)
         k = tl.where(has_oth, k, 0.0)
         g_row = grad_ptr + (n * C) * S + s  # grad is contiguous (N, C, S)
@@ -174,7 +184,7 @@ def _tile_shape(n: int, c: int, s: int) -> tuple[int, int, int]:
 
 def forward(logits: torch.Tensor, targets: torch.Tensor, *, weight: torch.Tensor | None = None,
             alpha: torch.Tensor | None = None, gamma: float, ignore_index: int | None, reduce_sum: bool,
-            compute_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            compute_grad: bool, reduced_threshold: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax focal loss over dim 1 and its gradient in one pass (Triton).
 
     Args:
@@ -188,6 +198,8 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, weight: torch.Tensor
         reduce_sum: return the 0-d float32 sum of row losses instead of the (N, *spatial) losses. Deterministic:
             one fp32 partial per program, then a fixed-size ``torch.sum`` (float64 accumulation); no atomics.
         compute_grad: also return d loss_row / d logits. When False no gradient work is compiled in.
+        reduced_threshold: th in (0, 1] for the reduced focal loss (factor ``((1 - p_t) / th)^gamma`` where
+            ``p_t >= th``, 1 below), or 0 (off: the focal loss).
 
     Returns:
         ``(loss, grad)``: loss float32 of shape (N, *spatial) (or 0-d); grad of the logits' shape and dtype
@@ -198,9 +210,13 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, weight: torch.Tensor
         >>> t = torch.tensor([1, 0, -100, 9], device="cuda")
         >>> loss, grad = forward(x, t, weight=None, alpha=None, gamma=2.0, ignore_index=-100,
         ...                                    reduce_sum=False, compute_grad=True)
+        >>> reduced, _ = forward(x, t, gamma=2.0, ignore_index=-100, reduce_sum=True, compute_grad=False,
+        ...                      reduced_threshold=0.5)
 
     Reference:
         Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017, arXiv:1708.02002.
+        Sergievskiy & Ponamarev, "Reduced Focal Loss: 1st Place Solution to xView object detection in Satellite
+        Imagery", arXiv:1903.01347 (``reduced_threshold``).
     """
     shape = logits.shape
     device = logits.device
@@ -227,6 +243,7 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, weight: torch.Tensor
 
     weight = weight.contiguous() if weight is not None else None
     alpha = alpha.contiguous() if alpha is not None else None
+    log_threshold, reduced_bound = _reduced_scalars(reduced_threshold)
     with _device_guard(logits):
         _softmax_focal_fwd_kernel[grid](
             x3,
@@ -241,10 +258,13 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, weight: torch.Tensor
             *x3.stride(),
             *t2.stride(),
             float(gamma),
+            log_threshold,
+            reduced_bound,
             _NO_IGNORE if ignore_index is None else int(ignore_index),
             n_sblocks,
             HAS_WEIGHT=weight is not None,
             HAS_ALPHA=alpha is not None,
+            REDUCED=bool(reduced_threshold),
             REDUCE=bool(reduce_sum),
             COMPUTE_GRAD=bool(compute_grad),
             ONE_TILE=_next_pow2(c) <= block_c,
