@@ -15,6 +15,10 @@ Layout (one concept per file):
   report.py          Markdown report and terminal table
   classification.py  ``focalkit demo`` on long-tailed digits
   detection.py       dense detection in miniature (``demo --task detection``)
+  multilabel.py, multilabel_data.py  BCE, focal loss and ASL on long-tailed multi-label digit mosaics
+                     (``demo --task multilabel``)
+  segmentation.py, segmentation_data.py, segmentation_metrics.py  a rare small class in synthetic masks; Dice and
+                     boundary recall (``demo --task segmentation``)
   tabular.py         loading and validating CSV / Parquet / .npz for ``compare``
   compare.py         stratified k-fold comparison (``focalkit compare``)
   tuning.py          Optuna search with nested measurement (``compare --tune``)

@@ -27,9 +27,12 @@ _threads = int_type(1, available_cpus, note="(at most the CPUs available)")
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``focalkit demo``."""
-    parser.add_argument("--task", choices=("classification", "detection"), default="classification",
+    parser.add_argument("--task", choices=("classification", "detection", "multilabel", "segmentation"),
+                        default="classification",
                         help="classification: losses on long-tailed digits (default); detection: dense detection "
-                             "in miniature (RetinaNet's Table 1 and Figure 4)")
+                             "in miniature (RetinaNet's Table 1 and Figure 4); multilabel: BCE, focal loss and ASL "
+                             "on long-tailed multi-label digit mosaics; segmentation: CE, focal, Dice + focal and "
+                             "focal Tversky on synthetic shapes with a rare small class")
     parser.add_argument("--quick", action="store_true", help="a smaller run (about 30 s or less)")
     parser.add_argument("--seeds", type=int_type(1, MAX_SEEDS), default=None,
                         help=f"number of seeds, at most {MAX_SEEDS} (default 5; detection 3)")
@@ -40,7 +43,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_threads, default=None,
                         help="run in one process with this many torch threads, at most the CPUs available "
                              "(default: 2 worker processes of 1 thread for the full runs, 1 process of 1 thread "
-                             "for --quick)")
+                             "for --quick; multilabel and segmentation: 1 process of 1 thread)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -119,6 +122,26 @@ def run_demo(args: argparse.Namespace) -> int:
     from .outdir import check_out_dir
 
     try:
+        if args.task in ("multilabel", "segmentation"):  # one process, --threads torch threads (default 1)
+            if args.imbalance is not None:
+                raise focalkit.InvalidArgumentError(
+                    f"--imbalance: expected only with --task classification, got {args.imbalance} with --task "
+                    f"{args.task}")
+            if args.task == "multilabel":
+                from .multilabel import DEFAULT_MULTILABEL as full, QUICK_MULTILABEL as quick
+                from .multilabel import run_multilabel_demo as run_task
+            else:
+                from .segmentation import DEFAULT_SEGMENTATION as full, QUICK_SEGMENTATION as quick
+                from .segmentation import run_segmentation_demo as run_task
+            cfg = quick if args.quick else full
+            if args.seeds is not None:
+                cfg = cfg.with_seeds(args.seeds)
+            if cfg.seeds < 2:
+                raise focalkit.InvalidArgumentError(f"--seeds: expected at least 2 (for a spread), got {cfg.seeds}")
+            _require(_dependencies(args, *(["sklearn.datasets"] if args.task == "multilabel" else [])))
+            out = check_out_dir(args.out, args.force)
+            run_task(cfg, out, progress=not args.no_progress, command=_command_line("demo"), threads=args.threads)
+            return 0
         if args.task == "detection":
             if args.imbalance is not None:
                 raise focalkit.InvalidArgumentError(
