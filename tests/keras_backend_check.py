@@ -604,6 +604,10 @@ def keras_clip_biases_tails_and_zeroes_gradients() -> dict:
     ours_l, ours_l_grad = value_and_grad(
         lambda z: fk.BinaryFocalLoss(alpha=0.25, gamma=0.0, from_logits=True, reduction="none")(y, z), x)
     assert np.allclose(ours_l, true, rtol=1e-6) and abs(ours_l_grad[0, 0] + 0.25) < 1e-6, (ours_l, ours_l_grad)
+    if BACKEND == "tensorflow":
+        assert np.allclose(theirs_l, true, rtol=1e-5), theirs_l
+    else:
+        assert abs(theirs_l[0] - 0.25 * -math.log(1e-7)) < 1e-3 and theirs_l_grad[0, 0] == 0.0, (theirs_l, theirs_l_grad)
     return {"probs_keras": theirs.tolist(), "probs_focalkit": ours.tolist(), "true": true.tolist(),
             "probs_keras_grad": theirs_grad.ravel().tolist(),
             "logits_keras": theirs_l.tolist(), "logits_keras_grad": theirs_l_grad.ravel().tolist(),
@@ -620,6 +624,7 @@ def keras_pow_on_probabilities_nan_gradient_gamma_below_1() -> dict:
     _, theirs_grad = value_and_grad(lambda z: theirs_fn(y, z), x)
     _, ours_grad = value_and_grad(lambda z: ours_fn(y, z), x)
     assert np.all(np.isfinite(ours_grad)), ours_grad
+    assert not np.all(np.isfinite(theirs_grad)), theirs_grad
     return {"keras_grad": theirs_grad.ravel().tolist(), "focalkit_grad": ours_grad.ravel().tolist(),
             "keras_grad_finite": bool(np.all(np.isfinite(theirs_grad)))}
 

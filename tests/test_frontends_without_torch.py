@@ -75,6 +75,9 @@ JAX_CODE = BLOCK_TORCH + textwrap.dedent(
 
     assert fj.binary_focal_loss(jnp.array([0.9, 0.2]), jnp.array([1.0, 0.0])).shape == (2,)
     assert fj.sigmoid_focal_loss_star(x, y).shape == (3,)
+    assert bool(jnp.all(jnp.isfinite(fj.asymmetric_loss(x, y)))) and fj.poly1_focal_loss(x, y).shape == (3,)
+    assert fj.poly1_cross_entropy(logits, labels).shape == (2,)
+    assert fj.asymmetric_loss_single_label(logits, labels).shape == (2,)
 
     # errors come from focalkit.errors, without torch
     try:
@@ -106,6 +109,8 @@ KERAS_CODE = BLOCK_TORCH + textwrap.dedent(
     logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0]], np.float32)
     loss = float(ops.convert_to_numpy(fk.SparseCategoricalFocalLoss(from_logits=True)(np.array([0, 2]), logits)))
     assert np.isfinite(loss) and loss > 0, loss
+    for value in (fk.AsymmetricLoss()(y_true, logits[:, :2]), fk.Poly1CrossEntropy()(np.array([0, 2]), logits)):
+        assert np.isfinite(float(ops.convert_to_numpy(value))), value
 
     try:
         fk.BinaryFocalLoss(alpha=1.5)

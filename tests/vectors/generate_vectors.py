@@ -1,4 +1,4 @@
-"""Generate tests/vectors/focal_vectors.json: shared test vectors for every focalkit front-end.
+"""Generate tests/vectors/*.json: shared test vectors for every focalkit front-end.
 
 Expected values come from the float64 specification ``focalkit.reference`` (losses, and gradients by float64
 autograd through it). Every stored loss is also re-evaluated in 50-digit arithmetic with mpmath; the script refuses
@@ -9,8 +9,9 @@ tails are covered by the front-ends' own stability tests.
 Inputs are float32-exact numbers (a front-end computing in float32 sees exactly the stored inputs), so the only
 error a front-end may show is its own arithmetic. Rerun with::
 
-    python tests/vectors/generate_vectors.py                    # both files
-    python tests/vectors/generate_vectors.py --detection-only   # only detection_vectors.json
+    python tests/vectors/generate_vectors.py                         # all three files
+    python tests/vectors/generate_vectors.py --detection-only        # only detection_vectors.json
+    python tests/vectors/generate_vectors.py --classification-only   # only classification_vectors.json
 
 The output is deterministic (fixed seed); commit the JSON together with any change to this script.
 """
@@ -34,6 +35,10 @@ OUT = Path(__file__).with_name("focal_vectors.json")
 # focal_vectors.json case by case are unaffected; checked by tests/test_frontend_jax_detection.py.
 OUT_DETECTION = Path(__file__).with_name("detection_vectors.json")
 SEED_DETECTION = 20200608  # arXiv:2006.04388 (GFL)
+# The classification family (Asymmetric Loss, Poly-1): checked by tests/test_frontend_jax_classification.py,
+# tests/keras_classification_check.py and tests/test_shared_vectors_torch.py.
+OUT_CLASSIFICATION = Path(__file__).with_name("classification_vectors.json")
+SEED_CLASSIFICATION = 20200930  # arXiv:2009.14119 (ASL)
 SEED = 20170807  # arXiv:1708.02002
 mp.mp.dps = 50
 REFERENCE_CHECK_RTOL = 1e-8
@@ -408,6 +413,228 @@ def write_detection() -> None:
     print(f"wrote {OUT_DETECTION} with {len(cases)} cases, {n_values} loss values")
 
 
+# ---------- classification family: Asymmetric Loss and Poly-1 ----------
+
+
+def mp_asymmetric(x: float, y: float, gamma_pos: float, gamma_neg: float, clip: float) -> Any:
+    x, y = mp.mpf(x), mp.mpf(y)
+    p = 1 / (1 + mp.exp(-x))
+    positive = (1 - p) ** gamma_pos * mp.log1p(mp.exp(-x)) if y else 0
+    p_m = max(p - mp.mpf(clip), 0) if clip else p
+    negative = (p_m**gamma_neg if gamma_neg else (1 if p_m > 0 or not clip else 0)) * -mp.log(1 - p_m)
+    return y * positive + (1 - y) * negative
+
+
+def mp_softmax_probs(x: list) -> tuple[list, list]:
+    xs = [mp.mpf(v) for v in x]
+    top = max(xs)
+    total = mp.fsum(mp.exp(v - top) for v in xs)
+    log_p = [v - top - mp.log(total) for v in xs]
+    return [mp.exp(v) for v in log_p], log_p
+
+
+def mp_asymmetric_single_label(x: list, t: int, gamma_pos: float, gamma_neg: float, smoothing: float) -> Any:
+    if t < 0:
+        return mp.mpf(0)
+    p, log_p = mp_softmax_probs(x)
+    c = len(x)
+    u = mp.fsum(p[j] for j in range(c) if j != t)
+    total = mp.mpf(0)
+    for j in range(c):
+        q = (1 - mp.mpf(smoothing)) * (j == t) + mp.mpf(smoothing) / c
+        w = (u**gamma_pos if gamma_pos else 1) if j == t else (p[j] ** gamma_neg if gamma_neg else 1)
+        total += q * w * -log_p[j]
+    return total
+
+
+def mp_poly1_ce(x: list, q: list, epsilon: float, weight: list | None) -> Any:
+    p, log_p = mp_softmax_probs(x)
+    total = mp.mpf(0)
+    for j in range(len(x)):
+        w = 1 if weight is None else mp.mpf(weight[j])
+        u = mp.fsum(p[k] for k in range(len(x)) if k != j)  # 1 - p_j
+        total += w * mp.mpf(q[j]) * (-log_p[j] + mp.mpf(epsilon) * u)
+    return total
+
+
+def mp_poly1_focal(x: float, y: float, epsilon: float, alpha: Any, gamma: float, c: int) -> Any:
+    x, y = mp.mpf(x), mp.mpf(y)
+    p = 1 / (1 + mp.exp(-x))
+    u = p * (1 - y) + (1 - p) * y
+    ce = mp.log1p(mp.exp(x)) - x * y
+    return mp_alpha_t(alpha, y, c) * (u**gamma if gamma else 1) * ce + mp.mpf(epsilon) * u ** (gamma + 1)
+
+
+def _f64_grad(fn: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    loss = fn(t)
+    (g,) = torch.autograd.grad(loss.sum(), t)
+    return loss.detach().numpy(), g.numpy()
+
+
+# Near the margin (p just above m) the shifted probability p_m = p - m carries the float32 rounding of p and of m
+# (about 2^-23 max(p, m) + |float32(m) - m| absolutely), which no float32 evaluation avoids and which dominates the
+# relative error of p_m^gamma_neg where p_m is small. Each ASL case with a margin therefore stores per-element
+# allowances 'loss_atol' / 'grad_atol': the change of the float64 loss / gradient when m moves by that amount.
+def margin_allowance(x: np.ndarray, y: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    m = params["clip"] or 0.0
+    if m == 0:
+        return np.zeros_like(x), np.zeros_like(x)
+    p = 1 / (1 + np.exp(-x))
+    delta = 2.0**-23 * np.maximum(p, m) + abs(float(np.float32(m)) - m)
+    base_loss, base_grad = _f64_grad(lambda t: asymmetric_reference(t, y, params, m), x)
+    loss_atol, grad_atol = np.zeros_like(x), np.zeros_like(x)
+    for sign in (1.0, -1.0):
+        # the margin moved by +-delta per element: p - (m +- delta) = (p -+ delta) - m, so shift p through x instead
+        shifted = np.clip(p - sign * delta, 1e-300, 1 - 1e-16)
+        xs = np.log(shifted) - np.log1p(-shifted)
+        loss, grad = _f64_grad(lambda t: asymmetric_reference(t, y, params, m), xs)
+        loss_atol = np.maximum(loss_atol, np.abs(loss - base_loss))
+        grad_atol = np.maximum(grad_atol, np.abs(grad - base_grad))
+    live = p > m / 2  # elsewhere the negative term and its gradient are 0 or far from the margin
+    return np.where(live, 2 * loss_atol, 0.0), np.where(live, 2 * grad_atol, 0.0)
+
+
+def asymmetric_reference(t: Any, y: np.ndarray, params: dict, clip: float) -> Any:
+    return reference.asymmetric_loss(t, torch.tensor(y), params["gamma_pos"], params["gamma_neg"], clip,
+                                     detach_focal_weight=params["detach_focal_weight"])
+
+
+# Poly-1 focal loss with a_t + epsilon < 0 (e.g. the paper's detection setting alpha = 0.25, epsilon = -1) crosses
+# zero where a_t BCE = -epsilon (1 - p_t): no float32 evaluation has a small relative error there. Those cases store
+# 'loss_atol' = 2^-21 (1 - p_t)^gamma (a_t BCE + |epsilon| (1 - p_t)), a few float32 ulps of the terms' magnitudes.
+POLY_CANCELLATION_ULPS = 2.0**-21
+
+
+def poly_focal_allowance(x: np.ndarray, y: np.ndarray, params: dict) -> np.ndarray:
+    alpha, gamma, eps = params["alpha"], params["gamma"], params["epsilon"]
+    a = np.asarray(alpha if alpha is not None else 1.0, dtype=np.float64)
+    a_t = np.ones_like(x) if alpha is None else a * y + (1 - a) * (1 - y)
+    p = 1 / (1 + np.exp(-x))
+    u = p * (1 - y) + (1 - p) * y
+    bce = np.logaddexp(0, x) - x * y
+    return POLY_CANCELLATION_ULPS * u**gamma * (a_t * bce + abs(eps) * u)
+
+
+def class_labels_with_ignored(rng: np.random.Generator, rows: int, num_classes: int) -> np.ndarray:
+    t = rng.integers(0, num_classes, rows)
+    t[rng.choice(rows, 2, replace=False)] = -100  # ignore_index rows give 0
+    return t
+
+
+def classification_cases(rng: np.random.Generator) -> list[dict]:
+    cases = []
+    for g_pos, g_neg, clip, detach in [(0.0, 4.0, 0.05, False), (0.0, 4.0, 0.05, True), (1.0, 4.0, 0.05, False),
+                                       (0.5, 0.5, 0.1, False), (0.0, 2.0, None, False), (2.0, 1.0, 0.2, True),
+                                       (0.0, 0.0, 0.0, False), (1.0, 0.0, 0.3, False)]:
+        params = {"gamma_pos": g_pos, "gamma_neg": g_neg, "clip": clip, "detach_focal_weight": detach}
+        x = logits_mixed(rng, (20, 3))
+        y = labels_mixed(rng, (20, 3))
+        loss, grad = _f64_grad(lambda t, y=y, params=params: asymmetric_reference(t, y, params, clip), x)
+        mp_vals = [mp_asymmetric(x.flat[i], y.flat[i], g_pos, g_neg, clip or 0.0) for i in range(x.size)]
+        check_against_mp("asymmetric_loss", loss, mp_vals)
+        case = {"fn": "asymmetric_loss", "params": params, "logits": as_list(x), "labels": as_list(y),
+                "loss": as_list(loss), "grad": as_list(grad)}
+        if clip:
+            loss_atol, grad_atol = margin_allowance(x, y, params)
+            case["loss_atol"], case["grad_atol"] = as_list(loss_atol), as_list(grad_atol)
+        cases.append(case)
+    num_classes = 5
+    for g_pos, g_neg, smoothing in [(0.0, 4.0, 0.0), (0.0, 4.0, 0.1), (1.0, 4.0, 0.1), (0.5, 0.5, 0.3),
+                                    (2.0, 0.0, 0.2), (4.0, 1.0, 0.1)]:
+        params = {"gamma_pos": g_pos, "gamma_neg": g_neg, "label_smoothing": smoothing}
+        x = logits_mixed(rng, (24, num_classes), scale=3.0, bound=16.0)
+        t = class_labels_with_ignored(rng, 24, num_classes)
+        fn = lambda z, t=t, a=g_pos, b=g_neg, s=smoothing: reference.asymmetric_loss_single_label(  # noqa: E731
+            z, torch.tensor(t), a, b, s)
+        loss, grad = _f64_grad(fn, x)
+        mp_vals = [mp_asymmetric_single_label(list(x[i]), int(t[i]), g_pos, g_neg, smoothing) for i in range(24)]
+        check_against_mp("asymmetric_loss_single_label", loss, mp_vals)
+        cases.append({"fn": "asymmetric_loss_single_label", "params": params, "logits": as_list(x),
+                      "labels": t.tolist(), "loss": as_list(loss), "grad": as_list(grad)})
+    weights = [0.5, 1.0, 2.0, 0.25, 1.5]
+    for eps, weight, smoothing in [(1.0, None, 0.0), (2.0, None, 0.1), (-1.0, None, 0.0), (-0.5, weights, 0.1),
+                                   (1.0, weights, 0.0), (0.0, None, 0.2)]:
+        params = {"epsilon": eps, "weight": weight, "label_smoothing": smoothing}
+        x = logits_mixed(rng, (24, num_classes), scale=3.0, bound=16.0)
+        t = class_labels_with_ignored(rng, 24, num_classes)
+        fn = lambda z, t=t, e=eps, w=weight, s=smoothing: reference.poly1_cross_entropy(  # noqa: E731
+            z, torch.tensor(t), e, w, s)
+        loss, grad = _f64_grad(fn, x)
+        q = np.where(t[:, None] >= 0, np.eye(num_classes)[np.maximum(t, 0)] * (1 - smoothing) + smoothing / num_classes,
+                     0.0)
+        mp_vals = [mp_poly1_ce(list(x[i]), list(q[i]), eps, weight) for i in range(24)]
+        check_against_mp("poly1_cross_entropy", loss, mp_vals)
+        cases.append({"fn": "poly1_cross_entropy", "params": params, "logits": as_list(x), "labels": t.tolist(),
+                      "loss": as_list(loss), "grad": as_list(grad)})
+    for eps, weight, smoothing in [(1.0, None, 0.0), (-1.0, None, 0.1), (2.0, weights, 0.0)]:
+        params = {"epsilon": eps, "weight": weight, "label_smoothing": smoothing}
+        x = logits_mixed(rng, (16, num_classes), scale=3.0, bound=12.0)
+        raw = rng.uniform(0, 1, (16, num_classes)) ** 3
+        q = f32(raw / raw.sum(axis=1, keepdims=True))
+        q[:4] = np.eye(num_classes)[rng.integers(0, num_classes, 4)]
+        fn = lambda z, q=q, e=eps, w=weight, s=smoothing: reference.poly1_cross_entropy(  # noqa: E731
+            z, torch.tensor(q), e, w, s)
+        loss, grad = _f64_grad(fn, x)
+        smoothed = q * (1 - smoothing) + smoothing / num_classes
+        mp_vals = [mp_poly1_ce(list(x[i]), list(smoothed[i]), eps, weight) for i in range(16)]
+        check_against_mp("poly1_cross_entropy(soft)", loss, mp_vals)
+        cases.append({"fn": "poly1_cross_entropy_soft", "params": params, "logits": as_list(x),
+                      "labels": as_list(q), "loss": as_list(loss), "grad": as_list(grad)})
+    for eps, alpha, gamma in [(1.0, 0.25, 2.0), (2.0, None, 0.0), (-1.0, None, 2.0), (-1.0, 0.25, 2.0),
+                              (0.5, [0.1, 0.5, 0.9], 0.5), (1.0, 0.25, 5.0), (-0.5, 0.75, 1.0)]:
+        params = {"epsilon": eps, "alpha": alpha, "gamma": gamma}
+        x = logits_mixed(rng, (20, 3))
+        y = labels_mixed(rng, (20, 3))
+        a = torch.tensor(alpha, dtype=torch.float64) if isinstance(alpha, list) else alpha
+        fn = lambda t, y=y, e=eps, a=a, g=gamma: reference.poly1_focal_loss(t, torch.tensor(y), e, a, g)  # noqa: E731
+        loss, grad = _f64_grad(fn, x)
+        mp_vals = [mp_poly1_focal(x[i, c], y[i, c], eps, alpha, gamma, c) for i in range(20) for c in range(3)]
+        check_against_mp("poly1_focal_loss", loss, mp_vals)
+        case = {"fn": "poly1_focal_loss", "params": params, "logits": as_list(x), "labels": as_list(y),
+                "loss": as_list(loss), "grad": as_list(grad)}
+        a_min = 1.0 if alpha is None else min(np.ravel(alpha).min(), 1 - np.ravel(alpha).max())
+        if a_min + eps < 0:
+            case["loss_atol"] = as_list(poly_focal_allowance(x, y, params))
+        cases.append(case)
+    return cases
+
+
+def write_classification() -> None:
+    cases = classification_cases(np.random.default_rng(SEED_CLASSIFICATION))
+    for case in cases:
+        for key in ("loss", "grad"):
+            if not all(math.isfinite(v) for v in np.ravel(case[key])):
+                sys.exit(f"non-finite {key} in {case['fn']} {case['params']}")
+    doc = {
+        "description": "focalkit classification-loss test vectors (Asymmetric Loss, Poly-1): float64 values of"
+        " focalkit.reference at float32-exact inputs",
+        "generator": "tests/vectors/generate_vectors.py",
+        "seed": SEED_CLASSIFICATION,
+        "torch_version": torch.__version__.split("+")[0],
+        "reference_checked_against": f"mpmath {mp.__version__} at {mp.mp.dps} digits, rtol {REFERENCE_CHECK_RTOL}",
+        "conventions": {
+            "asymmetric_loss": "per element; logits (N, C), multi-hot or soft labels; params gamma_pos, gamma_neg,"
+            " clip (None or 0: no margin), detach_focal_weight; keys 'loss_atol' / 'grad_atol' (cases with a"
+            " margin): per-element absolute allowances added to the tolerances, the change of the float64 loss /"
+            " gradient when p moves by 2^-23 max(p, m) + |float32(m) - m|, the float32 error of p - m",
+            "asymmetric_loss_single_label": "per row; logits (N, C), integer labels (N,), -100 = ignore_index (loss"
+            " 0); params gamma_pos, gamma_neg, label_smoothing",
+            "poly1_cross_entropy": "per row; logits (N, C), integer labels (N,), -100 = ignore_index; params"
+            " epsilon, weight (None or per class), label_smoothing",
+            "poly1_cross_entropy_soft": "per row; labels are class probabilities (N, C)",
+            "poly1_focal_loss": "per element; logits (N, C), binary or soft labels; params epsilon, alpha (None,"
+            " float or per class along the last axis), gamma; key 'loss_atol' (cases with alpha_t + epsilon < 0,"
+            " where the loss crosses zero): 2^-21 (1 - p_t)^gamma (alpha_t BCE + |epsilon| (1 - p_t)) per element",
+        },
+        "tolerance": TOLERANCE,
+        "cases": cases,
+    }
+    OUT_CLASSIFICATION.write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n")
+    n_values = sum(len(np.ravel(c["loss"])) for c in cases)
+    print(f"wrote {OUT_CLASSIFICATION} with {len(cases)} cases, {n_values} loss values")
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     cases = sigmoid_cases(rng) + binary_cases(rng) + star_cases(rng) + softmax_cases(rng) + softmax_soft_cases(rng)
@@ -437,10 +664,13 @@ def main() -> None:
     n_values = sum(len(np.ravel(c["loss"])) for c in cases)
     print(f"wrote {OUT} with {len(cases)} cases, {n_values} loss values")
     write_detection()
+    write_classification()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--detection-only"]:  # leave focal_vectors.json as it is
+    if sys.argv[1:] == ["--detection-only"]:  # leave the other files as they are
         write_detection()
+    elif sys.argv[1:] == ["--classification-only"]:
+        write_classification()
     else:
         main()

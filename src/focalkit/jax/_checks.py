@@ -18,6 +18,7 @@ what is specific to JAX lives here:
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import jax
@@ -32,10 +33,15 @@ __all__ = [
     "check_alpha",
     "check_broadcast_to",
     "check_class_indices",
+    "check_class_weight",
     "check_flag",
     "check_gamma",
+    "check_ignore_index",
     "check_nonnegative",
     "check_static_number",
+    "check_unit_number",
+    "class_index_labels",
+    "class_logits",
     "float_labels",
     "float_logits",
     "host_values",
@@ -247,3 +253,76 @@ def check_nonnegative(name: str, value: Any) -> float:
 def check_flag(name: str, value: Any) -> bool:
     """A static Python (or NumPy) bool such as ``iou_weighted``; numbers and arrays raise InvalidTypeError."""
     return semantics.check_bool(name, value)
+
+
+def check_unit_number(name: str, value: Any) -> float:
+    """A static finite real in [0, 1] (``clip``, ``label_smoothing``) as a Python float."""
+    _reject_array(name, value)
+    return semantics.check_number(name, value, minimum=0.0, maximum=1.0)
+
+
+def check_ignore_index(value: Any) -> int | None:
+    """``ignore_index``: a Python integer or None (bools and floats raise InvalidTypeError)."""
+    if value is None:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise type_error("ignore_index", "an integer or None", repr(value))
+    return int(value)
+
+
+def check_class_weight(weight: Any, num_classes: int) -> tuple[jnp.ndarray | None, jnp.ndarray | None]:
+    """Per-class weights of shape ``(C,)``, finite and >= 0 (``F.cross_entropy``'s ``weight``); returns
+    ``(weight, invalid)``. A list / tuple is checked by :func:`~focalkit.semantics.check_per_class_values`; an array
+    where readable (see :func:`host_values`), otherwise ``invalid`` is the mask of its negative or non-finite
+    entries (which are replaced by 0)."""
+    if weight is None:
+        return None, None
+    if isinstance(weight, (list, tuple)) and _is_flat_number_sequence(weight):
+        values = semantics.check_per_class_values("weight", weight, num_classes=num_classes, unit_range=False)
+        return jnp.asarray(values), None
+    arr = as_array("weight", weight, "None or real per-class weights")
+    if arr.dtype == bool:
+        raise type_error("weight", "None or real per-class weights", _describe(arr))
+    if arr.shape != (num_classes,):
+        raise argument_error("weight", f"per-class weights of shape ({num_classes},)", tuple(arr.shape))
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.float32)
+    host = host_values(weight)
+    if host is None:
+        invalid = ~(jnp.isfinite(arr) & (arr >= 0))
+        return jnp.where(invalid, 0.0, arr), invalid
+    semantics.check_per_class_values("weight", np.ravel(host).tolist(), num_classes=num_classes, unit_range=False)
+    return arr, None
+
+
+def class_logits(logits: Any, axis: int) -> jnp.ndarray:
+    """Floating logits with the class axis moved last; at least 2 classes along ``axis``."""
+    x = float_logits("logits", logits)
+    if x.ndim < 1:
+        raise argument_error("logits", "an array with a class axis", "a 0-d array")
+    x = jnp.moveaxis(x, axis, -1)
+    if x.shape[-1] < 2:
+        raise argument_error("logits", "at least 2 classes along axis", x.shape[-1])
+    return x
+
+
+def class_index_labels(
+    labels: Any, x: jnp.ndarray, axis: int, ignore_index: int | None
+) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray | None]:
+    """Integer class indices for class-last logits ``x``: returns ``(safe, valid, invalid)``.
+
+    ``safe`` holds the labels with every ignored or invalid entry replaced by class 0, ``valid`` marks the entries
+    that count (in range and not ``ignore_index``), ``invalid`` is None when the values were checked (see
+    :func:`check_class_indices`) or the mask of unchecked out-of-range entries.
+    """
+    t = as_array("labels", labels, "an integer array of class indices")
+    if not jnp.issubdtype(t.dtype, jnp.integer):
+        raise type_error("labels", "an integer array of class indices", t.dtype)
+    if t.shape != x.shape[:-1]:
+        raise argument_error("labels", f"shape {tuple(x.shape[:-1])} (logits without axis {axis})", tuple(t.shape))
+    num_classes = x.shape[-1]
+    invalid = check_class_indices("labels", labels, t, num_classes, ignore_index)
+    valid = (t >= 0) & (t < num_classes)
+    if ignore_index is not None and 0 <= ignore_index < num_classes:
+        valid = valid & (t != ignore_index)
+    return jnp.where(valid, t, 0), valid, invalid

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from focalkit.jax._checks import check_flag, check_nonnegative, float_labels, float_logits, mark_invalid
 from focalkit.jax._stable import TINY as _TINY
+from focalkit.jax._stable import power as _power
 from focalkit.jax._stable import sigmoid as _sigmoid
 from focalkit.jax._stable import softplus as _softplus
 
@@ -27,15 +28,6 @@ def _prepare(logits: Any, labels: Any) -> tuple[jnp.ndarray, jnp.ndarray, jnp.nd
     x = float_logits("logits", logits)
     y, invalid = float_labels("labels", labels, x)
     return x, jax.lax.stop_gradient(jnp.broadcast_to(y, x.shape)), invalid
-
-
-def _power(prob: jnp.ndarray, log_prob: jnp.ndarray, k: float) -> jnp.ndarray:
-    """prob^k for a sigmoid probability: pow where prob > 1e-30 (accurate: error k ulps of prob, not k |log prob|
-    ulps as exp(k log prob) would have), exp(k log prob) below, where pow's derivative k prob^(k - 1) would overflow."""
-    if k == 0.0:
-        return jnp.ones_like(prob)
-    big = prob > _TINY
-    return jnp.where(big, jnp.where(big, prob, 1.0) ** k, jnp.exp(k * log_prob))
 
 
 def _bce(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:

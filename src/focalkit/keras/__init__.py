@@ -12,6 +12,10 @@ numbers as the PyTorch core (checked against shared float64 test vectors on all 
 ``QualityFocalLoss``               Quality Focal Loss (GFL) from logits, dense quality targets
 ``VarifocalLoss``                  Varifocal Loss (VarifocalNet) from logits
 ``GaussianFocalLoss``              Gaussian focal loss (CornerNet / CenterNet heatmaps) from logits
+``AsymmetricLoss``                 Asymmetric Loss (ASL), multi-label, from logits
+``AsymmetricLossSingleLabel``      single-label ASL over a softmax, integer targets, ``ignore_class``
+``Poly1CrossEntropy``              Poly-1 cross-entropy (PolyLoss), integer or probability targets
+``Poly1FocalLoss``                 Poly-1 focal loss (PolyLoss) over a sigmoid, from logits
 ``binary_focal_loss`` etc.         the functions behind the classes (per-sample losses)
 =================================  ======================================================================
 
@@ -20,6 +24,12 @@ Reference:
     arXiv:1708.02002.
 """
 
+from focalkit.keras._asymmetric import (
+    AsymmetricLoss,
+    AsymmetricLossSingleLabel,
+    asymmetric_loss,
+    asymmetric_loss_single_label,
+)
 from focalkit.keras._binary import BinaryFocalLoss, binary_focal_loss
 from focalkit.keras._categorical import (
     CategoricalFocalLoss,
@@ -35,17 +45,26 @@ from focalkit.keras._detection import (
     quality_focal_loss,
     varifocal_loss,
 )
+from focalkit.keras._poly import Poly1CrossEntropy, Poly1FocalLoss, poly1_cross_entropy, poly1_focal_loss
 
 __all__ = [
+    "AsymmetricLoss",
+    "AsymmetricLossSingleLabel",
     "BinaryFocalLoss",
     "CategoricalFocalLoss",
     "GaussianFocalLoss",
+    "Poly1CrossEntropy",
+    "Poly1FocalLoss",
     "QualityFocalLoss",
     "SparseCategoricalFocalLoss",
     "VarifocalLoss",
+    "asymmetric_loss",
+    "asymmetric_loss_single_label",
     "binary_focal_loss",
     "categorical_focal_loss",
     "gaussian_focal_loss",
+    "poly1_cross_entropy",
+    "poly1_focal_loss",
     "quality_focal_loss",
     "sparse_categorical_focal_loss",
     "varifocal_loss",

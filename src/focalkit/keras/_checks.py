@@ -26,8 +26,8 @@ from focalkit import semantics
 from focalkit.errors import argument_error, type_error
 
 __all__ = ["KERAS_REDUCTIONS", "check_alpha", "check_class_count", "check_gamma", "check_keras_reduction",
-           "check_label_smoothing", "check_shape_broadcasts_to", "either", "host_values", "mark_invalid", "match_rank",
-           "sparse_class_indices", "to_tensor", "unit_interval"]
+           "check_label_smoothing", "check_shape_broadcasts_to", "dense_targets_and_logits", "either", "host_values",
+           "mark_invalid", "match_rank", "sparse_class_indices", "to_tensor", "unit_interval"]
 
 # what keras.losses.Loss accepts (besides None)
 KERAS_REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none")
@@ -219,3 +219,23 @@ def check_shape_broadcasts_to(name: str, shape: Any, target: Any, what: str) -> 
             break
     if not ok:
         raise argument_error(name, f"a shape broadcastable to {what} {target}", shape)
+
+
+def dense_targets_and_logits(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
+    """(targets, logits, invalid) of the losses on logits with dense targets (detection, ASL, Poly-1 focal): logits
+    floating (float16 / bfloat16 computed in float32), targets in [0, 1] cast to them, rank-matched as Keras does,
+    broadcast to their shape and constant (``stop_gradient``). ``invalid`` is None when the values were checked, else
+    the mask of unchecked targets outside [0, 1] (replaced by 0)."""
+    raw_true = y_true
+    x = to_tensor("y_pred", y_pred)
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if dtype in ("float16", "bfloat16") or not dtype.startswith("float"):
+        x = ops.cast(x, "float32" if dtype in ("float16", "bfloat16") else keras.backend.floatx())
+    y = ops.cast(to_tensor("y_true", y_true), x.dtype)
+    y, x = match_rank(y, x)
+    check_shape_broadcasts_to("y_true", y.shape, x.shape, "y_pred's shape")
+    invalid = unit_interval("y_true", raw_true, y)
+    if invalid is not None:
+        y = ops.where(invalid, ops.zeros_like(y), y)
+    y = ops.stop_gradient(ops.broadcast_to(y, ops.shape(x)))
+    return y, x, invalid

@@ -15,9 +15,10 @@ import keras
 from keras import ops
 
 from focalkit import semantics
-from focalkit.keras._checks import check_shape_broadcasts_to, mark_invalid, match_rank, to_tensor, unit_interval
+from focalkit.keras._checks import dense_targets_and_logits, mark_invalid
 from focalkit.keras._loss_object import FocalLossObject
-from focalkit.keras._math import TINY, _pow_or_log_space, _sigmoid_pair
+from focalkit.keras._math import TINY, _sigmoid_pair
+from focalkit.keras._math import power as _power
 
 __all__ = [
     "GaussianFocalLoss",
@@ -33,30 +34,9 @@ def _nonnegative(name: str, value: Any) -> float:
     return semantics.check_number(name, value, minimum=0.0)
 
 
-def _prepare(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
-    """(targets, logits, invalid): logits floating (half -> float32), targets in [0, 1] broadcast to them."""
-    raw_true = y_true
-    x = to_tensor("y_pred", y_pred)
-    dtype = keras.backend.standardize_dtype(x.dtype)
-    if dtype in ("float16", "bfloat16") or not dtype.startswith("float"):
-        x = ops.cast(x, "float32" if dtype in ("float16", "bfloat16") else keras.backend.floatx())
-    y = ops.cast(to_tensor("y_true", y_true), x.dtype)
-    y, x = match_rank(y, x)
-    check_shape_broadcasts_to("y_true", y.shape, x.shape, "y_pred's shape")
-    invalid = unit_interval("y_true", raw_true, y)
-    if invalid is not None:
-        y = ops.where(invalid, ops.zeros_like(y), y)
-    y = ops.stop_gradient(ops.broadcast_to(y, ops.shape(x)))
-    return y, x, invalid
-
-
 def _bce(x: Any, y: Any) -> Any:
     """BCE(sigmoid(x), y) = y softplus(-x) + (1 - y) softplus(x): non-negative terms, no cancellation."""
     return y * ops.softplus(-x) + (1.0 - y) * ops.softplus(x)
-
-
-def _power(prob: Any, log_prob: Any, k: float) -> Any:
-    return ops.ones_like(prob) if k == 0.0 else _pow_or_log_space(prob, log_prob, k)
 
 
 def quality_elements(x: Any, y: Any, beta: float) -> Any:
@@ -107,7 +87,7 @@ def quality_focal_loss(y_true: Any, y_pred: Any, beta: float = 2.0, axis: int = 
         Losses of shape ``(batch, ...)``.
     """
     beta = _nonnegative("beta", beta)
-    y, x, invalid = _prepare(y_true, y_pred)
+    y, x, invalid = dense_targets_and_logits(y_true, y_pred)
     return ops.mean(mark_invalid(quality_elements(x, y, beta), invalid), axis=axis)
 
 
@@ -135,7 +115,7 @@ def varifocal_loss(
     alpha = _nonnegative("alpha", alpha)
     gamma = semantics.check_gamma(gamma)
     iou_weighted = semantics.check_bool("iou_weighted", iou_weighted)
-    y, x, invalid = _prepare(y_true, y_pred)
+    y, x, invalid = dense_targets_and_logits(y_true, y_pred)
     return ops.mean(mark_invalid(varifocal_elements(x, y, alpha, gamma, iou_weighted), invalid), axis=axis)
 
 
@@ -160,7 +140,7 @@ def gaussian_focal_loss(y_true: Any, y_pred: Any, alpha: float = 2.0, beta: floa
     """
     alpha = _nonnegative("alpha", alpha)
     beta = _nonnegative("beta", beta)
-    y, x, invalid = _prepare(y_true, y_pred)
+    y, x, invalid = dense_targets_and_logits(y_true, y_pred)
     return ops.mean(mark_invalid(gaussian_elements(x, y, alpha, beta), invalid), axis=axis)
 
 

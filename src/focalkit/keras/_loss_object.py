@@ -15,7 +15,7 @@ from focalkit.keras._checks import check_keras_reduction
 
 
 class FocalLossObject(keras.losses.Loss):
-    """Base of :class:`BinaryFocalLoss`, :class:`CategoricalFocalLoss` and :class:`SparseCategoricalFocalLoss`."""
+    """Base of focalkit's Keras loss classes (:class:`BinaryFocalLoss`, :class:`AsymmetricLoss`, ...)."""
 
     loss_fn: ClassVar[Callable[..., Any]]
     param_names: ClassVar[tuple[str, ...]]

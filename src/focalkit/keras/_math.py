@@ -18,6 +18,9 @@ __all__ = [
     "binary_terms_from_probs",
     "categorical_terms_from_logits",
     "categorical_terms_from_probs",
+    "excess",
+    "log_softmax_parts",
+    "power",
     "sigmoid_terms",
     "sparse_terms_from_logits",
 ]
@@ -139,3 +142,43 @@ def categorical_terms_from_probs(p: Any, gamma: float, tiny: float) -> Any:
     if gamma == 0.0:
         return nlog_p
     return _pow_probability(1.0 - p, gamma) * nlog_p
+
+
+def power(prob: Any, log_prob: Any, k: float) -> Any:
+    """prob**k for a probability (1 for k = 0): pow above TINY, exp(k log prob) below (finite derivative)."""
+    return ops.ones_like(prob) if k == 0.0 else _pow_or_log_space(prob, log_prob, k)
+
+
+# (-1)^k / k! for k = 2 .. 13: s - (1 - e^-s) = s^2 sum_k c_k s^(k - 2), truncation below 1e-9 relative for s < 1
+_EXCESS_SERIES = [(-1.0) ** k / math.factorial(k) for k in range(2, 14)]
+
+
+def excess(s: Any) -> Any:
+    """s - (1 - exp(-s)) >= 0 for s >= 0 without cancellation: a Taylor series below s = 1, s + expm1(-s) above
+    (see :func:`focalkit.jax._stable.excess`); both branches see finite placeholders."""
+    small = s < 1.0
+    t = ops.where(small, s, ops.zeros_like(s))
+    acc = ops.full_like(t, _EXCESS_SERIES[-1])
+    for coefficient in reversed(_EXCESS_SERIES[:-1]):
+        acc = acc * t + coefficient
+    big = ops.where(small, ops.ones_like(s), s)
+    return ops.where(small, t * t * acc, big + ops.expm1(0.0 - big))
+
+
+def log_softmax_parts(x: Any) -> tuple[Any, Any, Any]:
+    """(log p, 1 - p, log(1 - p)) per class of p = softmax(x) over the last axis (at least 2 classes).
+
+    For the row's largest class a, from d = log sum_{j != a} e^{x_j} - x_a accumulated directly: log p_a =
+    -softplus(d), 1 - p_a = sigmoid(d), log(1 - p_a) = -softplus(-d); every other class has p_c <= 1/2 and is taken
+    directly (see :func:`focalkit.jax._stable.log_softmax_parts`). Unselected branches get finite placeholders.
+    """
+    num_classes = ops.shape(x)[-1]
+    is_max = ops.one_hot(ops.argmax(x, axis=-1), num_classes, dtype="bool")
+    d = ops.expand_dims(_other_logsumexp_minus_target(x, is_max), -1)
+    m = ops.stop_gradient(ops.max(x, axis=-1, keepdims=True))
+    log_s = ops.log(ops.sum(ops.exp(x - m), axis=-1, keepdims=True))
+    log_p = ops.where(is_max, 0.0 - ops.softplus(d), (x - m) - log_s)
+    p_small = ops.where(is_max, ops.zeros_like(x), ops.exp(ops.where(is_max, ops.zeros_like(x), log_p)))
+    one_minus_p = ops.where(is_max, _sigmoid_pair(d)[0], 1.0 - p_small)
+    log_one_minus_p = ops.where(is_max, 0.0 - ops.softplus(0.0 - d), ops.log1p(0.0 - p_small))
+    return log_p, one_minus_p, log_one_minus_p
