@@ -48,8 +48,17 @@ CORE_MODULES = [
     "focalkit.backends.pytorch.poly",
     "focalkit.backends.pytorch.equalized",
     "focalkit.backends.pytorch._logistic",
+    "focalkit.backends.pytorch._reduced",
     "focalkit.backends.cpu",
+    "focalkit.backends.cpu.logistic",
+    "focalkit.backends.cpu.quality",
+    "focalkit.backends.cpu.varifocal",
+    "focalkit.backends.cpu.gaussian",
+    "focalkit.backends.cpu.asymmetric",
+    "focalkit.backends.cpu.poly",
+    "focalkit.backends.cpu.distribution",
     "focalkit.backends.triton",
+    "focalkit_app.bench.peer_formulas",
 ]
 
 

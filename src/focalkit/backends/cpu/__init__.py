@@ -1,7 +1,9 @@
 """The fused CPU back-end: a C kernel (SIMD, built at install time) computing loss and gradient in one pass.
 
-It runs ``sigmoid_focal`` and ``softmax_focal`` on CPU tensors of dtype float32, float16 or bfloat16, with class-index
-or (sigmoid) float targets, when the compiled library was built (``library.available()``). :data:`IMPLEMENTS` (the
+It runs ``sigmoid_focal`` and ``softmax_focal``, the logistic family (``quality_focal``, ``varifocal``,
+``gaussian_focal``, ``asymmetric``, ``poly1_focal``: one elementwise kernel with a loss code) and the per-row
+``distribution_focal`` on CPU tensors of dtype float32, float16 or bfloat16, with class-index or float targets where
+the op takes them, when the compiled library was built (``library.available()``). :data:`IMPLEMENTS` (the
 ops and optional arguments it has) and :func:`unsupported` (the inputs it cannot run) are the only places that state
 its capabilities.
 
@@ -22,7 +24,17 @@ from torch import Tensor
 NAME = "cpu"
 
 # op -> (module, the optional tensor arguments it implements)
-IMPLEMENTS = {"sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg")), "softmax_focal": ("softmax", ("weight", "alpha"))}
+IMPLEMENTS = {
+    "sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg")),
+    "softmax_focal": ("softmax", ("weight", "alpha")),
+    # the logistic family: one generic elementwise kernel (logistic.py), a loss code per op
+    "quality_focal": ("quality", ("scores",)),
+    "varifocal": ("varifocal", ("labels",)),
+    "gaussian_focal": ("gaussian", ()),
+    "asymmetric": ("asymmetric", ()),
+    "poly1_focal": ("poly", ("alpha_pos", "alpha_neg")),
+    "distribution_focal": ("distribution", ()),
+}
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # The kernels count target values outside the allowed range in the same pass and raise the standard error.
 COUNTS_INVALID_TARGETS = True

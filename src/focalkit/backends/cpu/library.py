@@ -94,6 +94,15 @@ def _load() -> None:
                 _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
             ]
             handle.fk_softmax_focal.restype = ctypes.c_int64
+            handle.fk_logistic_family.argtypes = [
+                ctypes.c_int, _P, _P, ctypes.c_int, _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, _I64, ctypes.c_int,
+                _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
+            ]
+            handle.fk_logistic_family.restype = ctypes.c_int64
+            handle.fk_distribution_focal.argtypes = [
+                _P, ctypes.c_int, _P, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
+            ]
+            handle.fk_distribution_focal.restype = ctypes.c_int64
             _lib, _isa = handle, name
             return
         _load_error = "; ".join(errors) if errors else "no compiled kernel library found next to library.py"

@@ -1,20 +1,24 @@
 /*
- * focalkit fused CPU kernels: sigmoid and softmax focal loss with their gradient in one pass.
+ * focalkit fused CPU kernels: sigmoid and softmax focal loss, the logistic family (quality focal, varifocal,
+ * Gaussian focal, asymmetric, Poly-1 focal: one kernel with a loss code) and the distribution focal loss, each
+ * with its gradient in one pass.
  *
  * Plain C99 (plus GCC/Clang vector-friendly idioms), no dependency on Python or torch: the library is
- * loaded with ctypes and called on raw data pointers (see focalkit/backends/cpu/sigmoid.py and softmax.py).
+ * loaded with ctypes and called on raw data pointers (see focalkit/backends/cpu/sigmoid.py, softmax.py,
+ * logistic.py and distribution.py).
  *
  * Numerics (docs/CONTRACT.md, "Kernel contract"): all math in float32; exp and log are written out
  * here as branch-free polynomials (Cephes-style range reduction) so that the compiler vectorises them
  * with `#pragma omp simd` without -ffast-math, and so that inf/NaN handling is under our control:
  *   fk_exp(x):  x <= 0 expected; results below 2^-126 are flushed to 0 (never NaN).
- *   fk_log1p01(e): log(1 + e) for e in [0, 1] via 2 atanh(e / (2 + e)); full relative accuracy for tiny e.
+ *   fk_log1p01(e): log(1 + e) for e in [-1/2, 1] via 2 atanh(e / (2 + e)); full relative accuracy for tiny e.
  *   fk_log(a):  a > 0 normal.
  * Threads: none here. The Python wrapper splits the flat element range over a thread pool (ctypes
  * releases the GIL), so the library needs no OpenMP runtime next to torch's own.
  * Sums are deterministic: per-element losses are summed in double per fixed block of FK_BLOCK elements
  * (aligned to the global flat index), the caller sums the block partials in order.
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -58,7 +62,7 @@ static inline float fk_exp(float x) {
     return ni < -126 ? 0.0f : res;
 }
 
-/* log(1 + e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) in [0, 1/3]. */
+/* log(1 + e) for e in [-1/2, 1]: 2 atanh(s), s = e / (2 + e) in [-1/3, 1/3]. */
 static inline float fk_log1p01(float e) {
     float s = e / (2.0f + e);
     float s2 = s * s;
@@ -227,6 +231,34 @@ static double fk_sum_chunk(int n, const float *v) {
 #endif
 FK_EXPORT int fk_abi_version(void) { return FK_ABI_VERSION; }
 
+/* alpha_t = ap[c] y + an[c] (1 - y) for flat elements [i0, i0 + n) of (N, C, S) logits. */
+static void fk_alpha_t(int64_t i0, int n, int64_t C, int64_t S, const float *ap, const float *an,
+                       const float *restrict y, float *restrict at) {
+    int64_t c = (i0 / S) % C, s = i0 % S;
+    int i = 0;
+    while (i < n) {
+        int len;
+        if (S == 1) {
+            len = (int)((C - c) < (n - i) ? (C - c) : (n - i));
+            const float *apr = ap + c, *anr = an + c, *yr = y + i;
+            float *atr = at + i;
+#pragma omp simd
+            for (int j = 0; j < len; j++) atr[j] = apr[j] * yr[j] + anr[j] * (1.0f - yr[j]);
+            c += len;
+            if (c == C) c = 0;
+        } else {
+            len = (int)((S - s) < (n - i) ? (S - s) : (n - i));
+            const float apc = ap[c], anc = an[c], *yr = y + i;
+            float *atr = at + i;
+#pragma omp simd
+            for (int j = 0; j < len; j++) atr[j] = apc * yr[j] + anc * (1.0f - yr[j]);
+            s += len;
+            if (s == S) { s = 0; if (++c == C) c = 0; }
+        }
+        i += len;
+    }
+}
+
 /*
  * Sigmoid focal loss over flat elements [start, end) of logits viewed as (N, C, S) contiguous.
  * tdt: FK_F32/FK_F16/FK_BF16 (soft targets of the logits' shape) or FK_I64 (class indices, shape (N, S)).
@@ -303,32 +335,7 @@ FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int 
             }
             binary = nb == 0;
             bad += nbad;
-            if (ap) {
-                /* segments of one row: class varying (S == 1, alpha contiguous) or fixed (S > 1) */
-                int64_t c = (i0 / S) % C, s = i0 % S;
-                int i = 0;
-                while (i < n) {
-                    int len;
-                    if (S == 1) {
-                        len = (int)((C - c) < (n - i) ? (C - c) : (n - i));
-                        const float *apr = ap + c, *anr = an + c, *yr = y + i;
-                        float *atr = at + i;
-#pragma omp simd
-                        for (int j = 0; j < len; j++) atr[j] = apr[j] * yr[j] + anr[j] * (1.0f - yr[j]);
-                        c += len;
-                        if (c == C) c = 0;
-                    } else {
-                        len = (int)((S - s) < (n - i) ? (S - s) : (n - i));
-                        const float apc = ap[c], anc = an[c], *yr = y + i;
-                        float *atr = at + i;
-#pragma omp simd
-                        for (int j = 0; j < len; j++) atr[j] = apc * yr[j] + anc * (1.0f - yr[j]);
-                        s += len;
-                        if (s == S) { s = 0; if (++c == C) c = 0; }
-                    }
-                    i += len;
-                }
-            }
+            if (ap) fk_alpha_t(i0, n, C, S, ap, an, y, at);
         }
         fk_sigmoid_chunk(n, x, y, has_at ? at : NULL, gamma, want_grad, binary, loss, grad);
         if (want_grad && xdt != FK_F32) fk_store(grad_out, xdt, i0, n, gbuf);
@@ -500,6 +507,404 @@ FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, c
             for (int64_t k = 0; k < C; k++) fk_store(grad_out, xdt, (n * C + k) * S + s, nc, exb + k * nc);
         }
         col += nc;
+    }
+    return bad;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The logistic family: per-element losses of p = sigmoid(x) and a target y in [0, 1] (ops           */
+/* quality_focal, varifocal, gaussian_focal, asymmetric, poly1_focal). One kernel; the loss code picks */
+/* a compile-time specialised loop (FK_FAM_DEFINE), the logistic quantities are formed once:          */
+/*   e = exp(-|x|), l = log1p(e), p = sigmoid(x), pc = 1 - p (both without subtraction),              */
+/*   spp = softplus(x) = -log(1 - p) = max(x, 0) + l,  spn = softplus(-x) = -log p = max(-x, 0) + l,  */
+/*   BCE(p, y) = y spn + (1 - y) spp,  d BCE / dx = (1 - y) p - y pc.                                  */
+/* Each body mirrors the closed form of focalkit/backends/pytorch/<loss>.py `forward`.                */
+
+enum { FK_QUALITY = 0, FK_VARIFOCAL = 1, FK_GAUSSIAN = 2, FK_ASYMMETRIC = 3, FK_POLY1 = 4 };
+
+#define FK_FLT_MAX 3.40282347e38f
+#define FK_FLT_MIN 1.17549435e-38f
+#define FK_LOG_SPACE_BELOW 1e-30f /* focalkit.semantics.LOG_SPACE_BELOW */
+
+/* a loss' scalar parameters, passed by value so that they stay in registers across the vectorised loop */
+typedef struct {
+    float v[4];
+} fk_params;
+
+typedef struct {
+    float ax, e, l, q, eq, p, pc, spp, spn;
+    int nonneg; /* x >= 0 */
+} fk_logit;
+
+static inline __attribute__((always_inline)) fk_logit fk_logistic(float x) {
+    fk_logit s;
+    s.ax = x < 0.0f ? -x : x;
+    s.e = fk_exp(-s.ax);
+    s.l = fk_log1p01(s.e);
+    s.q = 1.0f / (1.0f + s.e);
+    s.eq = s.e * s.q;
+    s.nonneg = x >= 0.0f;
+    s.p = s.nonneg ? s.q : s.eq;
+    s.pc = s.nonneg ? s.eq : s.q;
+    /* written so that a NaN logit stays NaN in both softplus terms */
+    s.spp = (x < 0.0f ? 0.0f : x) + s.l;
+    s.spn = (x > 0.0f ? 0.0f : -x) + s.l;
+    return s;
+}
+
+/* Quality focal (pytorch/quality.py): |y - p|^b BCE, |d| in closed form for hard targets, v the row validity.
+ * prm: [beta]; glim: the gradient dtype's largest finite value (the cusp of beta < 1 saturates there). */
+static inline __attribute__((always_inline)) float
+fk_quality_elem(fk_logit s, float y, float v, const fk_params prm, float glim, const int want_grad, float *grad) {
+    const float b = prm.v[0];
+    float ym = 1.0f - y;
+    float ce = y * s.spn + ym * s.spp;
+    float d = y * s.pc - ym * s.p;
+    float ad = d < 0.0f ? -d : d;
+    int zero = y == 0.0f, one = y == 1.0f;
+    int rep = ad > FK_LOG_SPACE_BELOW;
+    float lrep = fk_log(rep ? ad : 1.0f);
+    float lad = rep ? lrep : (zero ? -s.spn : (one ? -s.spp : 0.0f));
+    int live = rep | zero | one;
+    float mod = live ? fk_exp(b * lad) : (b == 0.0f ? 1.0f : 0.0f);
+    float loss = v * mod * ce;
+    if (want_grad) {
+        float sgn = zero ? -1.0f : (one ? 1.0f : (d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : 0.0f)));
+        sgn = live ? sgn : 0.0f;
+        float mag = fk_exp((b + 1.0f) * lad);
+        if (b != 0.0f) {
+            /* b |d|^(b - 1) p (1 - p) CE in one exponential; CE = 0 gives 0 */
+            float lce = fk_log(ce > FK_FLT_MIN ? ce : FK_FLT_MIN);
+            float t = fk_exp((b - 1.0f) * lad - s.spn - s.spp + lce);
+            mag += ce > 0.0f ? b * t : 0.0f;
+        }
+        float g = -sgn * mag * v;
+        g = g > glim ? glim : g;
+        g = g < -glim ? -glim : g;
+        *grad = g;
+    }
+    return loss;
+}
+
+/* Varifocal (pytorch/varifocal.py): [l w+ + (1 - l) alpha p^gamma] BCE(p, q), l = [q > 0] or the given label.
+ * prm: [alpha, gamma, iou_weighted (1 or 0)]. */
+static inline __attribute__((always_inline)) float
+fk_varifocal_elem(fk_logit s, float q, float label, const fk_params prm, const int want_grad, float *grad) {
+    const float alpha = prm.v[0], gamma = prm.v[1], iw = prm.v[2];
+    float qm = 1.0f - q;
+    float ce = q * s.spn + qm * s.spp;
+    float pw = label * (iw * q + (1.0f - iw));
+    float nw = (1.0f - label) * alpha * fk_exp(-gamma * s.spn);
+    if (want_grad) {
+        float dce = qm * s.p - q * s.pc;
+        *grad = pw * dce + nw * (gamma * s.pc * ce + dce);
+    }
+    return (pw + nw) * ce;
+}
+
+/* Gaussian focal from logits (pytorch/gaussian.py): peaks y == 1 (1 - p)^a (-log p), elsewhere
+ * (1 - y)^b p^a (-log(1 - p)). prm: [alpha, beta]. */
+static inline __attribute__((always_inline)) float
+fk_gaussian_elem(fk_logit s, float y, const fk_params prm, const int want_grad, float *grad) {
+    const float a = prm.v[0], b = prm.v[1];
+    int peak = y == 1.0f;
+    float base = peak ? 1.0f : 1.0f - y;
+    float negw = peak ? 0.0f : (b == 0.0f ? 1.0f : fk_exp(b * fk_log(base > FK_FLT_MIN ? base : FK_FLT_MIN)));
+    float posw = peak ? 1.0f : 0.0f;
+    float qa = fk_exp(-a * s.spp); /* (1 - p)^a */
+    float pa = fk_exp(-a * s.spn); /* p^a */
+    if (want_grad) *grad = negw * pa * (a * s.pc * s.spp + s.p) - posw * qa * (a * s.p * s.spn + s.pc);
+    return posw * qa * s.spn + negw * pa * s.spp;
+}
+
+/* Asymmetric (pytorch/asymmetric.py): y (1 - p)^g+ (-log p) + (1 - y) p_m^g- (-log(1 - p_m)), p_m = max(p - m, 0).
+ * prm: [gamma_pos, gamma_neg, clip m, detach_focal_weight (1 or 0)]. */
+static inline __attribute__((always_inline)) float
+fk_asymmetric_elem(fk_logit s, float y, const fk_params prm, const int want_grad, float *grad) {
+    /* branch-free (selects on the uniform clip and detach flags) so that the loop vectorises */
+    const float gp = prm.v[0], gn = prm.v[1], m = prm.v[2];
+    const int clipped = m > 0.0f, detach = prm.v[3] != 0.0f;
+    float wpos = fk_exp(-gp * s.spp);
+    float lpos = wpos * s.spn;
+    /* m > 0: p_m = max(p - m, 0), 1 - p_m = (1 - p) + m, -log(1 - p_m) = -log1p(-p_m) for p_m < 1/2 */
+    float shifted = s.p - m;
+    int live = shifted > 0.0f;
+    float pm = live ? shifted : 0.0f;
+    float qm = clipped ? s.pc + m : 1.0f;
+    int small = pm < 0.5f;
+    float lsmall = fk_log1p01(small ? -pm : 0.0f); /* log1p(z) for z in [-1/2, 0] */
+    float lbig = fk_log(small ? 1.0f : qm);
+    float lpm = fk_log(pm > FK_FLT_MIN ? pm : FK_FLT_MIN);
+    float wclip = live ? (gn == 0.0f ? 1.0f : fk_exp(gn * lpm)) : 0.0f;
+    float wneg = clipped ? wclip : fk_exp(-gn * s.spn);
+    float negce = clipped ? (small ? -lsmall : -lbig) : s.spp;
+    float ym = 1.0f - y;
+    if (want_grad) {
+        float pq = s.p * s.pc;
+        float ratio = pm > 0.0f ? negce / (pm > 0.0f ? pm : 1.0f) : 1.0f; /* -log(1 - p_m) / p_m, limit 1 */
+        float gpos_exact = -wpos * (gp * s.p * s.spn + s.pc);
+        float gneg_exact = clipped ? wneg * pq * (gn * ratio + 1.0f / qm) : wneg * (gn * s.pc * s.spp + s.p);
+        float gpos_detached = -wpos * s.pc;
+        float gneg_detached = wneg * (clipped ? pq / qm : s.p);
+        float gpos = detach ? gpos_detached : gpos_exact;
+        float gneg = detach ? gneg_detached : gneg_exact;
+        *grad = y * gpos + ym * gneg;
+    }
+    return y * lpos + ym * wneg * negce;
+}
+
+/* g(s) = s - (1 - e^{-s}) >= 0, given om = 1 - e^{-s} (= 1 - p for s = spn, p for s = spp): a Taylor series
+ * below s = 0.1, else the difference (poly.py `excess`). */
+static inline __attribute__((always_inline)) float fk_excess(float s, float om) {
+    int small = s < 0.1f;
+    float t = small ? s : 0.0f;
+    float acc = -2.505210838544172e-08f;  /* (-1)^11 / 11! */
+    acc = acc * t + 2.755731922398589e-07f;
+    acc = acc * t - 2.7557319223985893e-06f;
+    acc = acc * t + 2.48015873015873e-05f;
+    acc = acc * t - 0.0001984126984126984f;
+    acc = acc * t + 0.001388888888888889f;
+    acc = acc * t - 0.008333333333333333f;
+    acc = acc * t + 0.041666666666666664f;
+    acc = acc * t - 0.16666666666666666f;
+    acc = acc * t + 0.5f;
+    return small ? t * t * acc : s - om;
+}
+
+/* c ? a : b for a loop-uniform condition c, as a bit select: GCC 12 does not vectorise a float select whose condition
+ * is a scalar (uniform) boolean. */
+static inline __attribute__((always_inline)) float fk_pick(int c, float a, float b) {
+    int32_t m = -(int32_t)(c != 0);
+    return fk_asfloat((fk_asint(a) & m) | (fk_asint(b) & ~m));
+}
+
+/* Poly-1 focal (pytorch/poly.py forward_focal): u^g V, u = 1 - p_t, V = a_t BCE + eps u.
+ * at: alpha_t (1 without per-class alpha). prm: [gamma, epsilon]. u^g and r = p (1 - p) / u as in the sigmoid body. */
+static inline __attribute__((always_inline)) float
+fk_poly1_elem(fk_logit s, float y, float at, const fk_params prm, const int want_grad, float *grad) {
+    const float g = prm.v[0], eps = prm.v[1];
+    float ym = 1.0f - y;
+    float yc = s.nonneg ? y : ym, ycomp = s.nonneg ? ym : y;
+    int small = ycomp == 0.0f; /* target on the predicted side: u = e q */
+    float A = s.e * yc + ycomp;
+    float la = small ? -s.ax : fk_log(small ? 1.0f : A);
+    float mod = fk_pick(g == 0.0f, 1.0f, fk_exp(g * (la - s.l)));
+    float r = small ? s.q : s.eq / (small ? 1.0f : A);
+    /* the terms of y and of 1 - y: a s + eps (1 - e^{-s}), or (a + eps) s + (-eps) g(s) for eps < 0 (selects on the
+     * uniform sign of eps, so that the loop vectorises) */
+    const int neg = eps < 0.0f;
+    const float epsn = neg ? eps : 0.0f, ae = neg ? -eps : eps;
+    float a = at + epsn;
+    float tn = a * s.spn + ae * fk_pick(neg, fk_excess(s.spn, s.pc), s.pc);
+    float tp = a * s.spp + ae * fk_pick(neg, fk_excess(s.spp, s.p), s.p);
+    float value = y * tn + ym * tp;
+    if (want_grad) {
+        /* d/ds of the terms: a + eps e^{-s}, written as (a + eps) + (-eps) (1 - e^{-s}) for eps < 0 */
+        float sp = fk_pick(neg, a + ae * s.pc, at + eps * s.p);
+        float sn = fk_pick(neg, a + ae * s.p, at + eps * s.pc);
+        float dv = ym * s.p * sn - y * s.pc * sp;
+        *grad = mod * (g * (1.0f - 2.0f * y) * r * value + dv);
+    }
+    return mod * value;
+}
+
+/* aux: per-element input of the loss (quality: row validity; varifocal: labels; poly1: alpha_t); NULL: absent. */
+static inline __attribute__((always_inline)) void
+fk_family_body(const int code, const int want_grad, const int has_aux, int n, const float *restrict x,
+               const float *restrict y, const float *restrict aux, const float *restrict params, float glim,
+               float *restrict loss, float *restrict grad) {
+    const fk_params prm = {{params[0], params[1], params[2], params[3]}};
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        fk_logit s = fk_logistic(x[i]);
+        float gi = 0.0f, li;
+        switch (code) {
+        case FK_QUALITY: li = fk_quality_elem(s, y[i], has_aux ? aux[i] : 1.0f, prm, glim, want_grad, &gi); break;
+        case FK_VARIFOCAL:
+            li = fk_varifocal_elem(s, y[i], has_aux ? aux[i] : (y[i] > 0.0f ? 1.0f : 0.0f), prm, want_grad, &gi);
+            break;
+        case FK_GAUSSIAN: li = fk_gaussian_elem(s, y[i], prm, want_grad, &gi); break;
+        case FK_ASYMMETRIC: li = fk_asymmetric_elem(s, y[i], prm, want_grad, &gi); break;
+        default: li = fk_poly1_elem(s, y[i], has_aux ? aux[i] : 1.0f, prm, want_grad, &gi); break;
+        }
+        loss[i] = li;
+        if (want_grad) grad[i] = gi;
+    }
+}
+
+/* One out-of-line function per (loss, gradient, aux) variant: each loop is vectorised on its own (inlined into one
+ * switch, GCC leaves most of the twenty loops scalar). */
+typedef void (*fk_family_fn)(int n, const float *restrict x, const float *restrict y, const float *restrict aux,
+                             const float *restrict prm, float glim, float *restrict loss, float *restrict grad);
+#define FK_FAM_DEFINE(L, WG, HA)                                                                                   \
+    static __attribute__((noinline)) void fk_family_##L##_##WG##_##HA(                                            \
+        int n, const float *restrict x, const float *restrict y, const float *restrict aux,                        \
+        const float *restrict prm, float glim, float *restrict loss, float *restrict grad) {                       \
+        fk_family_body(L, WG, HA, n, x, y, aux, prm, glim, loss, grad);                                            \
+    }
+#define FK_FAM_DEFINE_ALL(L) FK_FAM_DEFINE(L, 0, 0) FK_FAM_DEFINE(L, 0, 1) FK_FAM_DEFINE(L, 1, 0) FK_FAM_DEFINE(L, 1, 1)
+FK_FAM_DEFINE_ALL(0) /* FK_QUALITY */
+FK_FAM_DEFINE_ALL(1) /* FK_VARIFOCAL */
+FK_FAM_DEFINE_ALL(2) /* FK_GAUSSIAN */
+FK_FAM_DEFINE_ALL(3) /* FK_ASYMMETRIC */
+FK_FAM_DEFINE_ALL(4) /* FK_POLY1 */
+#define FK_FAM_ROW(L) fk_family_##L##_0_0, fk_family_##L##_0_1, fk_family_##L##_1_0, fk_family_##L##_1_1
+static const fk_family_fn fk_family_variants[5][4] = {{FK_FAM_ROW(0)}, {FK_FAM_ROW(1)}, {FK_FAM_ROW(2)},
+                                                      {FK_FAM_ROW(3)}, {FK_FAM_ROW(4)}};
+
+static void fk_family_chunk(int code, int n, const float *restrict x, const float *restrict y,
+                            const float *restrict aux, const float *restrict prm, float glim, int want_grad,
+                            float *restrict loss, float *restrict grad) {
+    if (code < 0 || code > FK_POLY1) return;
+    fk_family_variants[code][(want_grad ? 2 : 0) + (aux ? 1 : 0)](n, x, y, aux, prm, glim, loss, grad);
+}
+
+/*
+ * One loss of the logistic family over flat elements [start, end) of logits viewed as (N, C, S) contiguous.
+ * code: FK_QUALITY .. FK_POLY1; prm: its scalar parameters (see the element functions above).
+ * tdt: FK_F32/FK_F16/FK_BF16 (targets of the logits' shape) or FK_I64 (quality only: class indices (N, S),
+ * C = background, ignore_index rows give 0). ep: the element argument or NULL: quality with index targets,
+ * float32 scores (N, S) of the labelled class (NULL: 1); varifocal, labels of the logits' shape in dtype edt.
+ * ap, an: per-class alpha (C,) of poly1 or NULL. loss_out, grad_out, block_sums: as fk_sigmoid_focal.
+ * Returns the number of target values outside [0, 1] (or NaN), or of class indices outside [0, C] that are
+ * not ignore_index.
+ */
+FK_EXPORT int64_t fk_logistic_family(int code, const float *prm, const void *xp, int xdt, const void *tp, int tdt,
+                                     const void *ep, int edt, const float *ap, const float *an, int64_t ignore_index,
+                                     int has_ignore, int64_t N, int64_t C, int64_t S, int64_t start, int64_t end,
+                                     float *loss_out, void *grad_out, double *block_sums) {
+    (void)N;
+    float xbuf[FK_CHUNK], ybuf[FK_CHUNK], abuf[FK_CHUNK], lbuf[FK_CHUNK], gbuf[FK_CHUNK];
+    const int want_grad = grad_out != NULL;
+    const int64_t CS = C * S;
+    const float glim = xdt == FK_F16 ? 65504.0f : (xdt == FK_BF16 ? 3.38953139e38f : FK_FLT_MAX);
+    const float *scores = tdt == FK_I64 ? (const float *)ep : NULL;
+    int64_t bad = 0;
+    for (int64_t i0 = start; i0 < end; i0 += FK_CHUNK) {
+        int n = (int)((end - i0) < FK_CHUNK ? (end - i0) : FK_CHUNK);
+        const float *x = xbuf, *y = ybuf, *aux = NULL;
+        float *loss = loss_out ? loss_out + i0 : lbuf;
+        float *grad = (want_grad && xdt == FK_F32) ? (float *)grad_out + i0 : gbuf;
+        if (xdt == FK_F32) x = (const float *)xp + i0;
+        else fk_load(xp, xdt, i0, n, xbuf);
+        if (tdt == FK_I64) {
+            /* dense quality targets y = score at the labelled class, validity 0 on ignored rows */
+            const int64_t *t = (const int64_t *)tp;
+            int64_t nn = i0 / CS, rem = i0 - nn * CS, c = rem / S, s = rem - c * S;
+            int i = 0;
+            while (i < n) {
+                int len;
+                if (S == 1) {
+                    int64_t ti = t[nn];
+                    len = (int)((C - c) < (n - i) ? (C - c) : (n - i));
+                    int ign = has_ignore && ti == ignore_index;
+                    if (c == 0 && !ign && (ti < 0 || ti > C)) bad++;
+                    float sc = (ti >= c && ti < c + len) ? (scores ? scores[nn] : 1.0f) : 0.0f;
+                    for (int j = 0; j < len; j++) ybuf[i + j] = (c + j == ti) ? sc : 0.0f;
+                    for (int j = 0; j < len; j++) abuf[i + j] = ign ? 0.0f : 1.0f;
+                    c += len;
+                    if (c == C) { c = 0; nn++; }
+                } else {
+                    const int64_t *tr = t + nn * S + s;
+                    const float *sr = scores ? scores + nn * S + s : NULL;
+                    len = (int)((S - s) < (n - i) ? (S - s) : (n - i));
+                    for (int j = 0; j < len; j++) ybuf[i + j] = (tr[j] == c) ? (sr ? sr[j] : 1.0f) : 0.0f;
+                    for (int j = 0; j < len; j++) {
+                        int ign = has_ignore && tr[j] == ignore_index;
+                        abuf[i + j] = ign ? 0.0f : 1.0f;
+                        if (c == 0) bad += (tr[j] < 0 || tr[j] > C) && !ign;
+                    }
+                    s += len;
+                    if (s == S) { s = 0; if (++c == C) { c = 0; nn++; } }
+                }
+                i += len;
+            }
+            if (has_ignore) aux = abuf;
+        } else {
+            if (tdt == FK_F32) y = (const float *)tp + i0;
+            else fk_load(tp, tdt, i0, n, ybuf);
+            int nbad = 0;
+#pragma omp simd reduction(+ : nbad)
+            for (int i = 0; i < n; i++) nbad += !((y[i] >= 0.0f) & (y[i] <= 1.0f)); /* NaN counts as bad */
+            bad += nbad;
+            if (code == FK_VARIFOCAL && ep) {
+                if (edt == FK_F32) aux = (const float *)ep + i0;
+                else { fk_load(ep, edt, i0, n, abuf); aux = abuf; }
+            } else if (code == FK_POLY1 && ap) {
+                fk_alpha_t(i0, n, C, S, ap, an, y, abuf);
+                aux = abuf;
+            }
+        }
+        fk_family_chunk(code, n, x, y, aux, prm, glim, want_grad, loss, grad);
+        if (want_grad && xdt != FK_F32) fk_store(grad_out, xdt, i0, n, gbuf);
+        if (block_sums) block_sums[i0 / FK_BLOCK] += fk_sum_chunk(n, loss);
+    }
+    return bad;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Distribution focal loss (pytorch/distribution.py), per row (n, s) over the C = n + 1 bins along dim 1: */
+/* y clamped to [0, n - 0.01], l = floor(y), r = l + 1, w_l = r - y, w_r = y - l; m = max_k x_k,          */
+/* e_k = exp(x_k - m), log S = log1p(sum of e_k over k != argmax), log p_k = x_k - m - log S,             */
+/* loss = -(w_l log p_l + w_r log p_r), grad_j = (w_l + w_r) p_j - w_l [j = l] - w_r [j = r].             */
+/* A row with a non-finite logit gives NaN (as log_softmax does).                                          */
+
+/*
+ * Rows [start, end) of the N * S rows. tp: float targets (N, S) in dtype tdt. loss_out: per-row float32 or NULL.
+ * grad_out: logits-shaped in dtype xdt or NULL. block_sums: block_sums[b] += losses of global row block
+ * b = row / FK_BLOCK. scratch: C floats owned by the caller (one per thread). Returns the number of targets
+ * outside [0, C - 1] or NaN.
+ */
+FK_EXPORT int64_t fk_distribution_focal(const void *xp, int xdt, const void *tp, int tdt, int64_t N, int64_t C,
+                                        int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
+                                        double *block_sums, float *scratch) {
+    (void)N;
+    const int want_grad = grad_out != NULL;
+    const int64_t nb = C - 1;
+    const float hi = (float)((double)nb - 0.01);
+    const float lmax = (float)(nb - 1 > 0 ? nb - 1 : 0);
+    const float nan = fk_asfloat(0x7fc00000);
+    int64_t bad = 0;
+    float *row = scratch, *ex = scratch + C; /* the row's logits, then exp(x_k - m) and the gradient */
+    for (int64_t r = start; r < end; r++) {
+        int64_t n = r / S, s = r - n * S;
+        float y;
+        fk_load(tp, tdt, r, 1, &y);
+        bad += !((y >= 0.0f) & (y <= (float)nb)); /* NaN counts as bad */
+        if (S == 1) fk_load(xp, xdt, r * C, (int)C, row);
+        else for (int64_t k = 0; k < C; k++) fk_load(xp, xdt, (n * C + k) * S + s, 1, row + k);
+        float yc = y < 0.0f ? 0.0f : (y > hi ? hi : y); /* NaN stays NaN */
+        float left = yc == yc ? floorf(yc) : 0.0f;
+        left = left < 0.0f ? 0.0f : (left > lmax ? lmax : left);
+        float wl = (left + 1.0f) - yc, wr = yc - left;
+        int64_t il = (int64_t)left, ir = il + 1;
+        float m = row[0];
+        int64_t top = 0;
+        int finite = 1;
+        for (int64_t k = 0; k < C; k++) {
+            float v = row[k];
+            finite &= (v - v) == 0.0f; /* false for inf and NaN */
+            if (v > m) { m = v; top = k; }
+        }
+        float others = 0.0f;
+        for (int64_t k = 0; k < C; k++) {
+            float ev = fk_exp(row[k] - m);
+            ex[k] = ev;
+            others += k == top ? 0.0f : ev;
+        }
+        float ls = others <= 1.0f ? fk_log1p01(others) : fk_log(1.0f + others); /* log S, S = 1 + others */
+        float li = -(wl * ((row[il] - m) - ls) + wr * ((row[ir] - m) - ls));
+        li = finite ? li : nan;
+        if (loss_out) loss_out[r] = li;
+        if (block_sums) block_sums[r / FK_BLOCK] += (double)li;
+        if (want_grad) {
+            float w = wl + wr, inv = 1.0f / (1.0f + others);
+            for (int64_t k = 0; k < C; k++) ex[k] = finite ? w * (ex[k] * inv) : nan;
+            ex[il] -= wl;
+            ex[ir] -= wr;
+            if (S == 1) fk_store(grad_out, xdt, r * C, (int)C, ex);
+            else for (int64_t k = 0; k < C; k++) fk_store(grad_out, xdt, (n * C + k) * S + s, 1, ex + k);
+        }
     }
     return bad;
 }
