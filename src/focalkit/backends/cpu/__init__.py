@@ -1,11 +1,11 @@
 """The fused CPU back-end: a C kernel (SIMD, built at install time) computing loss and gradient in one pass.
 
-It runs ``sigmoid_focal`` and ``softmax_focal``, the logistic family (``quality_focal``, ``varifocal``,
-``gaussian_focal``, ``asymmetric``, ``poly1_focal``: one elementwise kernel with a loss code) and the per-row
-``distribution_focal`` on CPU tensors of dtype float32, float16 or bfloat16, with class-index or float targets where
-the op takes them, when the compiled library was built (``library.available()``). :data:`IMPLEMENTS` (the
-ops and optional arguments it has) and :func:`unsupported` (the inputs it cannot run) are the only places that state
-its capabilities.
+It runs ``sigmoid_focal`` and ``softmax_focal`` (both also as the reduced focal loss, ``reduced_threshold``), the
+logistic family (``quality_focal``, ``varifocal``, ``gaussian_focal``, ``asymmetric``, ``poly1_focal``: one
+elementwise kernel with a loss code) and the per-row ``distribution_focal`` on CPU tensors of dtype float32, float16
+or bfloat16, with class-index or float targets where the op takes them, when the compiled library was built
+(``library.available()``). :data:`IMPLEMENTS` (the ops and optional arguments it has) and :func:`unsupported` (the
+inputs it cannot run) are the only places that state its capabilities.
 
 Example:
     >>> from focalkit.backends import cpu
@@ -23,10 +23,10 @@ from torch import Tensor
 
 NAME = "cpu"
 
-# op -> (module, the optional tensor arguments it implements)
+# op -> (module, the optional arguments it implements: tensors, and optional scalars such as reduced_threshold)
 IMPLEMENTS = {
-    "sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg")),
-    "softmax_focal": ("softmax", ("weight", "alpha")),
+    "sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg", "reduced_threshold")),
+    "softmax_focal": ("softmax", ("weight", "alpha", "reduced_threshold")),
     # the logistic family: one generic elementwise kernel (logistic.py), a loss code per op
     "quality_focal": ("quality", ("scores",)),
     "varifocal": ("varifocal", ("labels",)),

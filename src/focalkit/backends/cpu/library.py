@@ -85,12 +85,12 @@ def _load() -> None:
                 errors.append(f"{path.name}: {exc}")
                 continue
             handle.fk_sigmoid_focal.argtypes = [
-                _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int,
+                _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
                 _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
             ]
             handle.fk_sigmoid_focal.restype = ctypes.c_int64
             handle.fk_softmax_focal.argtypes = [
-                _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int,
+                _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
                 _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
             ]
             handle.fk_softmax_focal.restype = ctypes.c_int64

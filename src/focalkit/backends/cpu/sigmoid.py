@@ -16,6 +16,10 @@ element (x, y), all in float32, from e = exp(-|x|), l = log1p(e), q = 1 / (1 + e
 ``u`` is formed as ``q * A`` with ``A = e y + (1 - y)`` for x >= 0 (``e (1 - y) + y`` for x < 0) and
 ``log u = log A - l`` (``log A = -|x|`` exactly when the target lies on the predicted side), so ``u^gamma =
 exp(gamma log u)`` is finite and accurate at every finite logit and gamma >= 0; no probability is clamped.
+Reduced focal loss (``reduced_threshold`` th in (0, 1]): the factor becomes ``(u / th)^gamma = exp(gamma (log u -
+log th))`` where ``u <= 1 - th`` (p_t >= th) and 1 elsewhere, where the gradient is the cross-entropy's (gamma taken
+as 0 in the formula above). It runs in its own compiled variants of the loop, so the plain focal loss is unchanged.
+
 When every target of a 256-element chunk is exactly 0 or 1 (always for class-index targets) one log and one
 division are skipped. Underflow: values below 2^-126 are flushed to 0 (e.g. the loss of x = -90, y = 0).
 
@@ -25,6 +29,8 @@ per-element loss; the sum needs one float64 per 4096 elements.
 Reference:
     T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection." ICCV 2017,
     arXiv:1708.02002 (eq. 5 and Appendix B).
+    N. Sergievskiy, A. Ponamarev. "Reduced Focal Loss: 1st Place Solution to xView object detection in Satellite
+    Imagery." arXiv:1903.01347, 2019.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ def _alpha_vec(a: Tensor | None, c: int) -> Tensor:
 
 
 def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None, alpha_neg: Tensor | None = None,
-            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool
+            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool, reduced_threshold: float = 0.0
 ) -> tuple[Tensor, Tensor | None]:
     """Sigmoid focal loss and d loss_i / d x_i in one pass (kernel contract, fused CPU back-end).
 
@@ -73,6 +79,8 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
         ignore_index: index-target value to ignore, or None.
         reduce_sum: return the 0-d float32 sum (deterministic: float64 block partials added in order).
         compute_grad: also return the gradient in the logits' dtype; otherwise None and no gradient work.
+        reduced_threshold: th in (0, 1] for the reduced focal loss (factor ((1 - p_t) / th)^gamma where p_t >= th,
+            1 below), or 0 (off).
 
     Returns:
         ``(loss, grad)``: float32 logits-shaped loss (or 0-d sum) and the logits-shaped gradient or None.
@@ -115,9 +123,11 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
     gp = grad.data_ptr() if grad is not None else None
     sp = sums.data_ptr() if sums is not None else None
     g = float(gamma)
+    th = float(reduced_threshold)
 
     def work(start: int, end: int) -> int:
-        return lib.fk_sigmoid_focal(xp, xdt, tp, tdt, app, anp, g, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp)
+        return lib.fk_sigmoid_focal(xp, xdt, tp, tdt, app, anp, g, th, ign, int(has_ignore), n, c, s, start, end, lp, gp,
+                                    sp)
 
     bad = cpu_lib.parallel_for(total, work)
     if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background / 0

@@ -17,9 +17,15 @@ accuracy when p_t is close to 1; ``u^gamma = exp(gamma (log S' - log S))`` and u
 One exp per logit. (N, C) rows are processed one at a time in L1; (N, C, S) inputs in blocks of 256 columns.
 Ignored rows (``ignore_index``) and out-of-range targets give 0 loss and 0 gradient.
 
+Reduced focal loss (``reduced_threshold`` th in (0, 1]): ``u^gamma`` becomes ``(u / th)^gamma = exp(gamma (log S' -
+log S - log th))`` where ``u <= 1 - th`` (p_t >= th); elsewhere the factor is 1 and ``A = w_t u`` (gamma taken as 0:
+the cross-entropy's gradient).
+
 Reference:
     T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection." ICCV 2017,
     arXiv:1708.02002 (the multi-class form of eq. 5).
+    N. Sergievskiy, A. Ponamarev. "Reduced Focal Loss: 1st Place Solution to xView object detection in Satellite
+    Imagery." arXiv:1903.01347, 2019.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, alpha: Tensor | None = None,
-            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool
+            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool, reduced_threshold: float = 0.0
 ) -> tuple[Tensor, Tensor | None]:
     """Softmax focal loss per row and its gradient in one pass (kernel contract, fused CPU back-end).
 
@@ -52,6 +58,8 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
         ignore_index: target value of rows to ignore, or None.
         reduce_sum: return the 0-d float32 sum (float64 block partials added in order).
         compute_grad: also return d loss / d logits (logits' shape and dtype); otherwise None.
+        reduced_threshold: th in (0, 1] for the reduced focal loss (factor ((1 - p_t) / th)^gamma where p_t >= th,
+            1 below), or 0 (off).
 
     Returns:
         ``(loss, grad)``: float32 per-row losses of the targets' shape (or a 0-d sum) and the gradient or None.
@@ -94,12 +102,13 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
     gp = grad.data_ptr() if grad is not None else None
     sp = sums.data_ptr() if sums is not None else None
     g = float(gamma)
+    th = float(reduced_threshold)
     scratch_len = 2 * c * (cpu_lib.CHUNK if s > 1 else 1)
 
     def work(start: int, end: int) -> int:
         scratch = torch.empty(scratch_len, dtype=torch.float32)
-        return lib.fk_softmax_focal(xp, xdt, tp, wp, g, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp,
-                             scratch.data_ptr())
+        return lib.fk_softmax_focal(xp, xdt, tp, wp, g, th, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp,
+                                    scratch.data_ptr())
 
     # parallelise over columns; a column costs about C elements of work
     bad = cpu_lib.parallel_for(cols, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // max(c, 1)))

@@ -149,10 +149,12 @@ static void fk_store(void *dst, int dt, int64_t off, int n, const float *src) {
 /* at: alpha_t, 0 for ignored elements (the loss and gradient are finite, so 0 * them is 0); NULL: 1. */
 /* binary != 0: every y is exactly 0 or 1 (skips one log and one division).                           */
 /* square != 0: gamma == 2, u^gamma = u * u (no exp).                                                 */
+/* reduced != 0: the reduced focal loss, factor exp(g (log u - lth)) = (u / th)^g where u <= bound      */
+/*   (bound = 1 - th: p_t >= th) and 1 with an effective gamma of 0 (plain cross-entropy) elsewhere.     */
 static inline __attribute__((always_inline)) void
 fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
-                const int want_grad, const int binary, const int has_at, const int square, float *restrict loss,
-                float *restrict grad) {
+                float lth, float bound, const int want_grad, const int binary, const int has_at, const int square,
+                const int reduced, float *restrict loss, float *restrict grad) {
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float xi = x[i], yi = y[i];
@@ -185,17 +187,44 @@ fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const f
             r = small ? q : rr;
             u = q * A;
         }
-        float ug = square ? u * u : fk_exp(g * logu);
+        float ug, ge; /* the modulating factor and the gamma of its derivative */
+        if (reduced) {
+            int focal = u <= bound; /* p_t >= th */
+            float fg = fk_exp(g * (logu - lth));
+            ug = focal ? fg : 1.0f;
+            ge = focal ? g : 0.0f;
+        } else {
+            ug = square ? u * u : fk_exp(g * logu);
+            ge = g;
+        }
         float w = has_at ? at[i] * ug : ug;
         loss[i] = w * ce;
         if (want_grad) {
             float dce = pm * ym - pc * yi;
-            grad[i] = w * (dce + g * (1.0f - 2.0f * yi) * r * ce);
+            grad[i] = w * (dce + ge * (1.0f - 2.0f * yi) * r * ce);
         }
     }
 }
 
-#define FK_SIG_CASE(WG, BI, HA, SQ) fk_sigmoid_body(n, x, y, at, g, WG, BI, HA, SQ, loss, grad)
+/* The reduced focal loss' variants, out of line so that the plain loss' switch below is compiled as before. */
+#define FK_SIG_RED_CASE(WG, BI, HA) fk_sigmoid_body(n, x, y, at, g, lth, bound, WG, BI, HA, 0, 1, loss, grad)
+static __attribute__((noinline)) void
+fk_sigmoid_chunk_reduced(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
+                         float lth, float bound, int want_grad, int binary, float *restrict loss, float *restrict grad) {
+    int code = (want_grad ? 4 : 0) | (binary ? 2 : 0) | (at ? 1 : 0);
+    switch (code) {
+    case 0: FK_SIG_RED_CASE(0, 0, 0); break;
+    case 1: FK_SIG_RED_CASE(0, 0, 1); break;
+    case 2: FK_SIG_RED_CASE(0, 1, 0); break;
+    case 3: FK_SIG_RED_CASE(0, 1, 1); break;
+    case 4: FK_SIG_RED_CASE(1, 0, 0); break;
+    case 5: FK_SIG_RED_CASE(1, 0, 1); break;
+    case 6: FK_SIG_RED_CASE(1, 1, 0); break;
+    default: FK_SIG_RED_CASE(1, 1, 1); break;
+    }
+}
+
+#define FK_SIG_CASE(WG, BI, HA, SQ) fk_sigmoid_body(n, x, y, at, g, 0.0f, 0.0f, WG, BI, HA, SQ, 0, loss, grad)
 static void fk_sigmoid_chunk(int n, const float *restrict x, const float *restrict y, const float *restrict at,
                              float g, int want_grad, int binary, float *restrict loss, float *restrict grad) {
     int code = (want_grad ? 8 : 0) | (binary ? 4 : 0) | (at ? 2 : 0) | (g == 2.0f ? 1 : 0);
@@ -231,6 +260,23 @@ static double fk_sum_chunk(int n, const float *v) {
 #endif
 FK_EXPORT int fk_abi_version(void) { return FK_ABI_VERSION; }
 
+/* The reduced focal loss' scalars for threshold th in (0, 1]: lth = log th and bound = 1 - th (the factor applies
+ * where 1 - p_t <= bound); th = 0 (the option off) gives lth = 0, bound = +inf (always the plain factor). */
+typedef struct {
+    float lth, bound;
+    int on;
+} fk_reduced;
+
+static fk_reduced fk_reduced_scalars(double th) {
+    fk_reduced r = {0.0f, INFINITY, 0};
+    if (th > 0.0) {
+        r.lth = (float)log(th);
+        r.bound = (float)(1.0 - th);
+        r.on = 1;
+    }
+    return r;
+}
+
 /* alpha_t = ap[c] y + an[c] (1 - y) for flat elements [i0, i0 + n) of (N, C, S) logits. */
 static void fk_alpha_t(int64_t i0, int n, int64_t C, int64_t S, const float *ap, const float *an,
                        const float *restrict y, float *restrict at) {
@@ -265,11 +311,14 @@ static void fk_alpha_t(int64_t i0, int n, int64_t C, int64_t S, const float *ap,
  * ap, an: per-class alpha (C,) or NULL (weight 1). loss_out: per-element float32 or NULL.
  * grad_out: gradient in dtype xdt or NULL. block_sums: when not NULL, block_sums[b] += sum of losses of
  * global block b = flat_index / FK_BLOCK (start must then be a multiple of FK_BLOCK).
+ * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss.
  */
 FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an,
-                               float gamma, int64_t ignore_index, int has_ignore, int64_t N, int64_t C, int64_t S,
-                               int64_t start, int64_t end, float *loss_out, void *grad_out, double *block_sums) {
+                               float gamma, double reduced_threshold, int64_t ignore_index, int has_ignore, int64_t N,
+                               int64_t C, int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
+                               double *block_sums) {
     (void)N;
+    const fk_reduced red = fk_reduced_scalars(reduced_threshold);
     float xbuf[FK_CHUNK], ybuf[FK_CHUNK], at[FK_CHUNK], lbuf[FK_CHUNK], gbuf[FK_CHUNK];
     const int want_grad = grad_out != NULL;
     const int64_t CS = C * S;
@@ -337,7 +386,11 @@ FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int 
             bad += nbad;
             if (ap) fk_alpha_t(i0, n, C, S, ap, an, y, at);
         }
-        fk_sigmoid_chunk(n, x, y, has_at ? at : NULL, gamma, want_grad, binary, loss, grad);
+        if (red.on)
+            fk_sigmoid_chunk_reduced(n, x, y, has_at ? at : NULL, gamma, red.lth, red.bound, want_grad, binary, loss,
+                                     grad);
+        else
+            fk_sigmoid_chunk(n, x, y, has_at ? at : NULL, gamma, want_grad, binary, loss, grad);
         if (want_grad && xdt != FK_F32) fk_store(grad_out, xdt, i0, n, gbuf);
         if (block_sums) block_sums[i0 / FK_BLOCK] += fk_sum_chunk(n, loss);
     }
@@ -349,10 +402,13 @@ FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int 
 /* For each (n, s) column: m = max_k x_k, ex_k = exp(x_k - m), S = sum ex, S' = sum_{k != t} ex,        */
 /* u = S'/S, l = x_t - m - log S, p_t = ex_t / S, w = alpha[t] weight[t] u^g,                              */
 /* loss = -w l, A = w (u - g p_t l), grad_t = -A, grad_j = A ex_j / S'.                                  */
+/* Reduced focal loss (lth = log th, bound = 1 - th; see fk_reduced_scalars): u^g becomes exp(g (log u - lth)) */
+/* where u <= bound, else 1 with g = 0 in A. With the option off, bound = +inf and lth = 0: the same numbers. */
+/* The test is !(u > bound) so that a NaN u takes the focal branch, as without the option.                 */
 
 static void fk_softmax_cols(int nc, int64_t C, int64_t S, const float *restrict xb /* C x nc, row stride nc */,
-                            const int64_t *restrict t, const float *restrict wt /* C or NULL */, float g,
-                            int64_t ignore_index, int has_ignore, int want_grad, float *restrict exb /* C x nc */,
+                            const int64_t *restrict t, const float *restrict wt /* C or NULL */, float g, float lth,
+                            float bound, int64_t ignore_index, int has_ignore, int want_grad, float *restrict exb /* C x nc */,
                             float *restrict loss, float *restrict coef_out, float *restrict gt_out) {
     float m[FK_CHUNK], ssum[FK_CHUNK], sp[FK_CHUNK], xt[FK_CHUNK], wr[FK_CHUNK];
     int64_t tc[FK_CHUNK];
@@ -393,13 +449,16 @@ static void fk_softmax_cols(int nc, int64_t C, int64_t S, const float *restrict 
         int zero = sp[i] <= 0.0f;
         float lsp = fk_log(zero ? 1.0f : sp[i]);
         float logu = lsp - lS;
-        float ug = zero ? (g == 0.0f ? 1.0f : 0.0f) : fk_exp(g * logu);
         float u = sp[i] / ssum[i];
+        int focal = !(u > bound);
+        float fg = zero ? (g == 0.0f ? 1.0f : 0.0f) : fk_exp(g * (logu - lth));
+        float ug = focal ? fg : 1.0f;
+        float ge = focal ? g : 0.0f;
         float pt = fk_exp(l);
         float w = wr[i] * ug;
         float li = -w * l;
         loss[i] = wr[i] != 0.0f ? li : 0.0f;
-        float A = w * (u - g * pt * l);
+        float A = w * (u - ge * pt * l);
         A = wr[i] != 0.0f ? A : 0.0f;
         coef_out[i] = zero ? 0.0f : A / (zero ? 1.0f : sp[i]);
         gt_out[i] = -A;
@@ -408,8 +467,8 @@ static void fk_softmax_cols(int nc, int64_t C, int64_t S, const float *restrict 
 }
 
 /* Row-wise variant for S == 1 ((N, C) logits, rows contiguous): one row at a time, in L1. */
-static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, float wr, float g, int want_grad,
-                            float *restrict er) {
+static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, float wr, float g, float lth, float bound,
+                            int want_grad, float *restrict er) {
     float m = xr[0];
     for (int64_t k = 1; k < C; k++) m = xr[k] > m ? xr[k] : m;
     float ssum = 0.0f;
@@ -427,13 +486,15 @@ static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, flo
     int big = sp <= ext; /* p_t >= 1/2: log p_t = -log1p(S'/e_t) without cancellation */
     float l = big ? -fk_log1p01(sp / ext) : xr[ti] - m - lS;
     int zero = sp <= 0.0f;
-    float ug = zero ? (g == 0.0f ? 1.0f : 0.0f) : fk_exp(g * (fk_log(sp) - lS));
     float u = sp / ssum;
+    int focal = !(u > bound);
+    float ug = focal ? (zero ? (g == 0.0f ? 1.0f : 0.0f) : fk_exp(g * ((fk_log(zero ? 1.0f : sp) - lS) - lth))) : 1.0f;
+    float ge = focal ? g : 0.0f;
     float pt = ext / ssum;
     float w = wr * ug;
     float loss = -w * l;
     if (want_grad) {
-        float A = w * (u - g * pt * l);
+        float A = w * (u - ge * pt * l);
         float coef = zero ? 0.0f : A / sp;
 #pragma omp simd
         for (int64_t k = 0; k < C; k++) er[k] *= coef;
@@ -447,11 +508,14 @@ static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, flo
  * alpha[c] * weight[c] (C,) or NULL. loss_out: per-column float32 (N, S) or NULL. grad_out: logits-shaped
  * in dtype xdt or NULL. block_sums: block_sums[b] += column losses of global column block b = col / FK_BLOCK.
  * scratch: 2 * C floats (S == 1) or 2 * C * FK_CHUNK floats (S > 1) owned by the caller (one per thread).
+ * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss.
  */
 FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
-                               int64_t ignore_index, int has_ignore, int64_t N, int64_t C, int64_t S, int64_t start,
-                               int64_t end, float *loss_out, void *grad_out, double *block_sums, float *scratch) {
+                               double reduced_threshold, int64_t ignore_index, int has_ignore, int64_t N, int64_t C,
+                               int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
+                               double *block_sums, float *scratch) {
     (void)N;
+    const fk_reduced red = fk_reduced_scalars(reduced_threshold);
     float loss[FK_CHUNK], coef[FK_CHUNK], gt[FK_CHUNK];
     int64_t tloc[FK_CHUNK];
     /* S == 1 uses 2 C floats of scratch (row, erow); S > 1 uses 2 C FK_CHUNK (xb, exb) */
@@ -469,7 +533,7 @@ FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, c
                 if (xdt == FK_F32) xr = (const float *)xp + r * C;
                 else { fk_load(xp, xdt, r * C, (int)C, row); xr = row; }
                 float wr = wt ? wt[ti] : 1.0f;
-                li = fk_softmax_row(C, xr, ti, wr, gamma, want_grad, erow);
+                li = fk_softmax_row(C, xr, ti, wr, gamma, red.lth, red.bound, want_grad, erow);
                 if (wr == 0.0f) { li = 0.0f; }
                 if (want_grad) {
                     if (wr == 0.0f) memset(erow, 0, (size_t)C * 4);
@@ -495,7 +559,8 @@ FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, c
         int nc = (int)lim;
         for (int64_t k = 0; k < C; k++) fk_load(xp, xdt, (n * C + k) * S + s, nc, xb + k * nc);
         for (int i = 0; i < nc; i++) tloc[i] = tp[col + i];
-        fk_softmax_cols(nc, C, S, xb, tloc, wt, gamma, ignore_index, has_ignore, want_grad, exb, loss, coef, gt);
+        fk_softmax_cols(nc, C, S, xb, tloc, wt, gamma, red.lth, red.bound, ignore_index, has_ignore, want_grad, exb, loss,
+                        coef, gt);
         if (loss_out) memcpy(loss_out + col, loss, (size_t)nc * 4);
         if (block_sums) block_sums[col / FK_BLOCK] += fk_sum_chunk(nc, loss);
         if (want_grad) {
