@@ -66,6 +66,14 @@ def _run(
     ignore_index: int | None, reduce_sum: bool, compute_grad: bool, backend: str,
 ) -> tuple[Tensor, Tensor]:
     """The op's implementation: resolve the back-end, call its contract function."""
+    return _run_resolved(spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, compute_grad, backend)[:2]
+
+
+def _run_resolved(
+    spec: LossOp, logits: Tensor, targets: Tensor, tensors: Sequence[Tensor | None], scalars: Tensor | Sequence[float],
+    ignore_index: int | None, reduce_sum: bool, compute_grad: bool, backend: str,
+) -> tuple[Tensor, Tensor, str]:
+    """:func:`_run`, also returning the name of the back-end that ran (the eager backward reuses it)."""
     named = dict(zip(spec.tensor_args, tensors))
     values = dict(zip(spec.scalar_args, _scalar_values(scalars)))
     options = {k: values.pop(k, 0.0) for k in spec.optional_scalars}  # trailing optional scalars may be left out
@@ -76,7 +84,7 @@ def _run(
         logits, targets, **present, **values, **options,
         ignore_index=ignore_index, reduce_sum=reduce_sum, compute_grad=compute_grad,
     )
-    return loss, (logits.new_empty(0) if grad is None else grad)
+    return loss, (logits.new_empty(0) if grad is None else grad), name
 
 
 def _loss_shape(spec: LossOp, logits: Tensor, reduce_sum: bool) -> tuple[int, ...]:
@@ -204,8 +212,10 @@ class _EagerLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend):  # type: ignore[override]
-        out = _run(spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend)
-        inputs = (logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend)
+        loss, grad, name = _run_resolved(spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend)
+        out = (loss, grad)
+        # the backward runs on the back-end the forward resolved to (no second walk over the priority list)
+        inputs = (logits, targets, tensors, scalars, ignore_index, reduce_sum, store, name)
         _setup_context(spec, ctx, inputs, out, eager=True)
         return out
 
