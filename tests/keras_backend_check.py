@@ -358,6 +358,9 @@ def bad_arguments_raise_typed_errors() -> dict:
         (lambda: fk.BinaryFocalLoss(label_smoothing=2.0), InvalidArgumentError, "label_smoothing"),
         (lambda: fk.CategoricalFocalLoss(alpha=-0.5), InvalidArgumentError, "alpha"),
         (lambda: fk.SparseCategoricalFocalLoss(gamma="2"), InvalidTypeError, "gamma"),
+        (lambda: fk.BinaryFocalLoss(gradient="exact"), InvalidArgumentError, "gradient"),
+        (lambda: fk.categorical_focal_loss(np.eye(3, dtype=np.float32)[:1], np.zeros((1, 3), np.float32),
+                                           from_logits=True, gradient=None), InvalidArgumentError, "gradient"),
         (lambda: fk.sparse_categorical_focal_loss(np.array([0]), np.zeros((1, 3), np.float32), alpha=[0.5, 0.5],
                                                   from_logits=True), InvalidArgumentError, "alpha"),
     ]
@@ -627,6 +630,230 @@ def keras_pow_on_probabilities_nan_gradient_gamma_below_1() -> dict:
     assert not np.all(np.isfinite(theirs_grad)), theirs_grad
     return {"keras_grad": theirs_grad.ravel().tolist(), "focalkit_grad": ours_grad.ravel().tolist(),
             "keras_grad_finite": bool(np.all(np.isfinite(theirs_grad)))}
+
+
+# ---------- the closed-form gradient attached to the logits (gradient="closed_form", the default) ----------
+
+
+def derivatives(f: Callable[[Any], Any], x: np.ndarray, dtype: str = "float32", second: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """f(x), g = d sum(f(x)) / dx and (``second``) the Hessian times a fixed direction v, d/dx sum(v g), with x of
+    ``dtype`` and the back-end's own autodiff (nested for the second derivative)."""
+    v = np.asarray(np.random.default_rng(3).uniform(-1, 1, np.shape(x)), np.float32)
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        total = lambda z: jnp.sum(f(z).astype(jnp.float32))  # noqa: E731
+        first = jax.grad(total)
+
+        def all_of(z: Any) -> tuple:
+            directional = lambda w: jnp.sum(first(w).astype(jnp.float32) * v)  # noqa: E731
+            return f(z), first(z), (jax.grad(directional)(z) if second else None)
+
+        out, grad, hess = jax.jit(all_of)(jnp.asarray(x, dtype=dtype))
+        return to_np(out), to_np(grad), None if hess is None else to_np(hess)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.constant(np.asarray(x, dtype=np.float32), dtype=tf.float32)
+        xt = tf.cast(xt, dtype)
+        with tf.GradientTape() as outer:
+            outer.watch(xt)
+            with tf.GradientTape() as inner:
+                inner.watch(xt)
+                out = f(xt)
+                total = tf.reduce_sum(tf.cast(out, tf.float32))
+            grad = inner.gradient(total, xt)
+            grad = tf.zeros_like(xt) if grad is None else grad  # None: no path from x to the output
+            grad_total = tf.reduce_sum(tf.cast(grad, tf.float32) * v)
+        hess = outer.gradient(grad_total, xt) if second else None
+        hess = tf.zeros_like(xt) if second and hess is None else hess
+        return to_np(out), to_np(grad), None if hess is None else to_np(hess)
+    import torch
+
+    xt = torch.tensor(np.asarray(x, dtype=np.float32)).to(getattr(torch, dtype)).requires_grad_(True)
+    out = f(xt)
+    grad = None
+    if out.requires_grad:  # otherwise no path from x to the output
+        (grad,) = torch.autograd.grad(out.float().sum(), xt, create_graph=second, allow_unused=True)
+    grad = torch.zeros_like(xt) if grad is None else grad
+    hess = None
+    if second:
+        if grad.requires_grad:
+            (hess,) = torch.autograd.grad((grad.float() * torch.from_numpy(v)).sum(), xt, allow_unused=True)
+        hess = torch.zeros_like(xt) if hess is None else hess
+    return to_np(out.detach()), to_np(grad.detach()), None if hess is None else to_np(hess)
+
+
+def _gradient_cases() -> list:
+    """(name, loss(gradient mode) -> function of the logits, logits) over targets, alphas, gammas and logits up
+    to |x| = 1e4 (each row holds the extremes once)."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 4, (24, 6)).astype(np.float32)
+    x[0] = [1e4, -1e4, 0.0, 30.0, -30.0, 100.0]
+    x[1] = [-100.0, 17.0, -17.0, 1e4, 1e4, 0.0]  # tied maxima
+    x[2] = [3.0, 3.0, 3.0, 3.0, 3.0, 3.0]
+    y = (rng.uniform(size=x.shape) < 0.4).astype(np.float32)
+    y[3] = [0.3, 0.999, 0.5, 1e-3, 0.0, 1.0]
+    t = rng.integers(0, 6, 24)
+    t[:3] = [0, 3, 5]
+    t_ignored = np.where(np.arange(24) % 5 == 0, 255, t)
+    soft = rng.dirichlet(np.ones(6), 24).astype(np.float32)
+    per_class = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    cases = []
+    for gamma in (0.0, 0.5, 2.0, 3.3):
+        for alpha in (None, 0.25, per_class):
+            cases += [
+                (f"binary gamma={gamma} alpha={alpha}", lambda g, gamma=gamma, alpha=alpha: (
+                    lambda z: fk.binary_focal_loss(y, z, gamma=gamma, alpha=alpha, from_logits=True, gradient=g)), x),
+                (f"sparse gamma={gamma} alpha={alpha}", lambda g, gamma=gamma, alpha=alpha: (
+                    lambda z: fk.sparse_categorical_focal_loss(t_ignored, z, gamma=gamma, alpha=alpha,
+                                                               from_logits=True, ignore_class=255, gradient=g)), x),
+                (f"categorical gamma={gamma} alpha={alpha}", lambda g, gamma=gamma, alpha=alpha: (
+                    lambda z: fk.categorical_focal_loss(soft, z, gamma=gamma, alpha=alpha, from_logits=True,
+                                                        label_smoothing=0.1, gradient=g)), x),
+            ]
+    cases.append(("binary label_smoothing", lambda g: (
+        lambda z: fk.BinaryFocalLoss(from_logits=True, label_smoothing=0.2, gradient=g, reduction="none")(y, z)), x))
+    return cases
+
+
+def _assert_grads_agree(got: np.ndarray, want: np.ndarray, rtol: float, scale_tol: float, what: str) -> float:
+    """|got - want| <= rtol |want| + scale_tol max|want| everywhere; returns the worst ratio to that bound."""
+    assert np.all(np.isfinite(got)), (what, "non-finite closed-form values")
+    bound = rtol * np.abs(want) + scale_tol * np.max(np.abs(want)) + 1e-30
+    ratio = float(np.max(np.abs(got - want) / bound))
+    assert ratio <= 1.0, (what, ratio, np.unravel_index(np.argmax(np.abs(got - want) / bound), got.shape))
+    return ratio
+
+
+@check
+def closed_form_gradient_matches_autodiff() -> dict:
+    """The attached closed-form gradient equals the autodiff gradient of the log-space composition, and the attached
+    value equals the composition's value, within float32 rounding, for binary / sparse (ignore_class) / soft targets,
+    every alpha form, gamma in {0, 0.5, 2, 3.3} and logits up to |x| = 1e4."""
+    worst_loss = worst_grad = 0.0
+    cases = _gradient_cases()
+    for name, make, x in cases:
+        loss, grad, _ = derivatives(make("closed_form"), x)
+        want_loss, want_grad, _ = derivatives(make("autodiff"), x)
+        worst_loss = max(worst_loss, _assert_grads_agree(loss, want_loss, 4e-6, 1e-7, f"{name}: loss"))
+        worst_grad = max(worst_grad, _assert_grads_agree(grad, want_grad, 3e-5, 1e-6, f"{name}: grad"))
+    return {"cases": len(cases), "worst_loss_over_bound": worst_loss, "worst_grad_over_bound": worst_grad}
+
+
+@check
+def closed_form_gradient_half_precision() -> dict:
+    """float16 / bfloat16 logits (computed in float32): the closed-form gradient in the input dtype equals the
+    autodiff one to one rounding of that dtype, at logits up to |x| = 1e4."""
+    worst = {}
+    for dtype, eps in (("float16", 2.0**-10), ("bfloat16", 2.0**-7)):
+        worst[dtype] = 0.0
+        for name, make, x in _gradient_cases():
+            if "gamma=0.0" in name or "gamma=3.3" in name or "alpha=0.25" in name:
+                continue  # a subset: each case compiles twice per dtype on JAX
+            loss, grad, _ = derivatives(make("closed_form"), x, dtype)
+            want_loss, want_grad, _ = derivatives(make("autodiff"), x, dtype)
+            _assert_grads_agree(loss, want_loss, 4e-6, 1e-7, f"{dtype} {name}: loss")
+            # half-precision gradients can underflow differently near the dtype's smallest numbers
+            worst[dtype] = max(worst[dtype], _assert_grads_agree(grad, want_grad, 2 * eps, 2 * eps,
+                                                                 f"{dtype} {name}: grad"))
+    return {"worst_grad_over_bound": worst}
+
+
+@check
+def closed_form_gives_no_label_gradient() -> dict:
+    """Documented: with gradient="closed_form" the labels get a zero gradient; gradient="autodiff" gives the exact
+    label gradient (checked against a central difference)."""
+    x = np.array([[2.0, -1.0, 0.5], [-3.0, 0.0, 4.0]], np.float32)
+    y = np.array([[0.7, 0.2, 0.5], [0.1, 0.9, 0.4]], np.float32)
+    q = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4]], np.float32)
+    found = {}
+    for name, fn, target in [
+        ("binary", lambda mode: (lambda w: fk.binary_focal_loss(w, x, from_logits=True, gradient=mode)), y),
+        ("categorical", lambda mode: (lambda w: fk.categorical_focal_loss(w, x, from_logits=True, gradient=mode)), q),
+    ]:
+        _, closed, _ = derivatives(fn("closed_form"), target)
+        _, exact, _ = derivatives(fn("autodiff"), target)
+        assert np.all(closed == 0.0), (name, closed)
+        h = 1e-3
+        numeric = np.zeros_like(target, dtype=np.float64)
+        for i in np.ndindex(target.shape):
+            up, down = target.copy(), target.copy()
+            up[i] += h
+            down[i] -= h
+            numeric[i] = (to_np(fn("autodiff")(up)).sum() - to_np(fn("autodiff")(down)).sum()) / (2 * h)
+        assert np.allclose(exact, numeric, rtol=2e-2, atol=2e-3), (name, exact, numeric)
+        found[name] = float(np.max(np.abs(exact)))
+    return {"max_abs_autodiff_label_grad": found}
+
+
+@check
+def second_derivative_zero_closed_form_exact_autodiff() -> dict:
+    """Documented: the attached form has a zero second derivative (its gradient is a constant to the autodiff);
+    gradient="autodiff" gives the exact one, finite at hard labels (a Hessian-vector product checked against central
+    differences of the closed-form gradient)."""
+    x = np.array([[2.0, -1.0, 0.5, 3.0], [-3.0, 0.0, 4.0, 1.0]], np.float32)
+    y = np.array([[1.0, 0.0, 0.3, 1.0], [0.0, 1.0, 1.0, 0.0]], np.float32)
+    t = np.array([0, 2])
+    found = {}
+    for name, fn in [
+        ("binary", lambda mode: (lambda z: fk.binary_focal_loss(y, z, gamma=2.0, from_logits=True, gradient=mode))),
+        ("sparse", lambda mode: (lambda z: fk.sparse_categorical_focal_loss(t, z, gamma=2.0, from_logits=True,
+                                                                            gradient=mode))),
+    ]:
+        _, _, closed = derivatives(fn("closed_form"), x, second=True)
+        _, _, exact = derivatives(fn("autodiff"), x, second=True)
+        assert np.all(closed == 0.0), (name, closed)
+        h = 1e-2  # d/dx_i sum_j v_j g_j(x): central difference along each coordinate
+        v = np.random.default_rng(3).uniform(-1, 1, x.shape).astype(np.float32)
+        numeric = np.zeros_like(x, dtype=np.float64)
+        for i in np.ndindex(x.shape):
+            up, down = x.copy(), x.copy()
+            up[i] += h
+            down[i] -= h
+            numeric[i] = ((derivatives(fn("closed_form"), up)[1] * v).sum()
+                          - (derivatives(fn("closed_form"), down)[1] * v).sum()) / (2 * h)
+        assert np.allclose(exact, numeric, rtol=2e-2, atol=2e-3), (name, exact, numeric)
+        found[name] = float(np.max(np.abs(exact)))
+    return {"max_abs_autodiff_second_derivative": found}
+
+
+@check
+def closed_form_saves_one_logits_sized_tensor() -> dict:
+    """On the PyTorch back-end, the attached form keeps one logits-sized tensor (the gradient) for the backward
+    pass; the autodiff form keeps many more (both counted as unique storages, in logits' sizes)."""
+    if BACKEND != "torch":
+        return {"measured": False}
+    import torch
+
+    def saved(fn: Callable[[Any], Any], x: Any) -> float:
+        storages = {}
+
+        def pack(tensor: Any) -> Any:
+            storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            fn(x)
+        return sum(storages.values()) / (x.numel() * x.element_size())
+
+    x = torch.randn(512, 16, requires_grad=True)
+    y = (torch.rand(512, 16) < 0.3).float()
+    t = torch.randint(0, 16, (512,))
+    q = torch.nn.functional.one_hot(t, 16).float()
+    found = {}
+    for name, make in [
+        ("binary", lambda mode: fk.BinaryFocalLoss(from_logits=True, gradient=mode)(y, x)),
+        ("sparse", lambda mode: fk.SparseCategoricalFocalLoss(from_logits=True, gradient=mode)(t, x)),
+        ("categorical", lambda mode: fk.CategoricalFocalLoss(from_logits=True, gradient=mode)(q, x)),
+    ]:
+        closed = saved(lambda _: make("closed_form"), x)
+        exact = saved(lambda _: make("autodiff"), x)
+        assert closed <= 1.05 and exact > 2 * closed, (name, closed, exact)
+        found[name] = {"closed_form": closed, "autodiff": exact}
+    return {"measured": True, "saved_in_logits_sizes": found}
 
 
 def main() -> None:

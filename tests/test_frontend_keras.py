@@ -53,6 +53,11 @@ CHECKS = [
     "keras_categorical_focal_agrees_in_the_body",
     "keras_clip_biases_tails_and_zeroes_gradients",
     "keras_pow_on_probabilities_nan_gradient_gamma_below_1",
+    "closed_form_gradient_matches_autodiff",
+    "closed_form_gradient_half_precision",
+    "closed_form_gives_no_label_gradient",
+    "second_derivative_zero_closed_form_exact_autodiff",
+    "closed_form_saves_one_logits_sized_tensor",
 ]
 
 

@@ -19,6 +19,11 @@ numbers as the PyTorch core (checked against shared float64 test vectors on all 
 ``binary_focal_loss`` etc.         the functions behind the classes (per-sample losses)
 =================================  ======================================================================
 
+From logits, the binary, categorical and sparse categorical losses attach their closed-form gradient to the logits
+(``gradient="closed_form"``, the default: as fast and memory-lean as Keras's own focal losses; no gradient to
+``y_true`` and a zero second derivative); ``gradient="autodiff"`` differentiates the log-space composition instead
+(label gradients, exact higher derivatives).
+
 Reference:
     T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,
     arXiv:1708.02002.

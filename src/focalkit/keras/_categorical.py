@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from focalkit.errors import argument_error, type_error
-from focalkit.keras._binary import _compute_float, _tiny
+from focalkit.keras._binary import _compute_float, _tiny, check_gradient_mode
 from focalkit.keras._checks import (
     check_alpha,
     check_class_count,
@@ -21,6 +21,11 @@ from focalkit.keras._checks import (
     sparse_class_indices,
     to_tensor,
     unit_interval,
+)
+from focalkit.keras._closed_form import (
+    attach_row_gradient,
+    soft_softmax_loss_and_grad,
+    sparse_softmax_loss_and_grad,
 )
 from focalkit.keras._loss_object import FocalLossObject
 from focalkit.keras._math import (
@@ -55,6 +60,7 @@ def categorical_focal_loss(
     from_logits: bool = False,
     label_smoothing: float = 0.0,
     axis: int = -1,
+    gradient: str = "closed_form",
 ) -> Any:
     r"""Softmax focal loss with one-hot or soft targets, summed over the class ``axis``.
 
@@ -63,7 +69,17 @@ def categorical_focal_loss(
 
     From logits, :math:`\log p_c` is a log-softmax and :math:`1 - p_c` of the largest class is accumulated from the
     other classes (no cancellation), so values and gradients are exact and finite for all finite logits and
-    ``gamma >= 0``. From probabilities, ``y_pred`` is first divided by its sum over ``axis`` (as Keras does) and is not
+    ``gamma >= 0``. The gradient is, in closed form (:math:`u_c = 1 - p_c`, :math:`w_c = y_c \alpha_c`),
+
+    .. math::
+        B_c = w_c u_c^\gamma \big(1 - \gamma\, p_c \log p_c / u_c\big),\qquad
+        \partial \mathrm{FL} / \partial x_j = -B_j + p_j \textstyle\sum_c B_c,
+
+    and by default (``gradient="closed_form"``) it is attached to the logits
+    (``stop_gradient(FL) + sum_c (x_c - stop_gradient(x_c)) * stop_gradient(B-form gradient)``): one multiply to
+    differentiate, one logits-sized tensor kept. That form gives **no gradient to** ``y_true`` (zero) and a **zero
+    second derivative**; ``gradient="autodiff"`` differentiates the log-space composition instead (label gradients,
+    exact higher derivatives; slower, more memory). From probabilities, ``y_pred`` is first divided by its sum over ``axis`` (as Keras does) and is not
     clipped (Keras clips at 1e-7); only probabilities that underflowed to 0 are clamped at the dtype's smallest
     normal number inside the logarithm. Same semantics as ``focalkit.softmax_focal_loss`` with probability targets.
 
@@ -78,6 +94,9 @@ def categorical_focal_loss(
         from_logits: whether ``y_pred`` holds logits (recommended).
         label_smoothing: ``y (1 - s) + s / C``, as Keras and ``F.cross_entropy`` do.
         axis: the class axis.
+        gradient: ``"closed_form"`` (attached closed-form gradient w.r.t. the logits; none w.r.t. ``y_true``, zero
+            second derivative) or ``"autodiff"`` (exact autodiff to any order, w.r.t. ``y_true`` too). Only
+            ``from_logits=True`` is affected.
 
     Returns:
         Losses of shape ``(batch, ...)``.
@@ -95,6 +114,7 @@ def categorical_focal_loss(
     gamma = check_gamma(gamma)
     alpha = check_alpha(alpha, negative_disables=False)
     label_smoothing = check_label_smoothing(label_smoothing)
+    gradient = check_gradient_mode(gradient)
     raw_true, raw_pred = y_true, y_pred
     y_pred, in_dtype = _compute_float(y_pred)
     y_true = ops.cast(to_tensor("y_true", y_true), y_pred.dtype)
@@ -115,14 +135,20 @@ def categorical_focal_loss(
     check_class_count("y_pred", num_classes, alpha, minimum=2 if from_logits else 1)
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + label_smoothing / ops.cast(ops.shape(y_pred)[-1], y_pred.dtype)
+    weights = y_true
+    if alpha is not None:
+        weights = weights * ops.convert_to_tensor(alpha, dtype=y_pred.dtype)
+    if from_logits and gradient == "closed_form":
+        loss, grad = soft_softmax_loss_and_grad(y_pred, weights, gamma)
+        loss = attach_row_gradient(loss, y_pred, grad)
+        if invalid is not None:
+            loss = mark_invalid(loss, ops.any(_class_last(invalid, axis), axis=-1))
+        return loss
     if from_logits:
         terms = categorical_terms_from_logits(y_pred, gamma)
     else:
         y_pred = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
         terms = categorical_terms_from_probs(y_pred, gamma, _tiny(in_dtype))
-    weights = y_true
-    if alpha is not None:
-        weights = weights * ops.convert_to_tensor(alpha, dtype=y_pred.dtype)
     terms = weights * terms
     if invalid is not None:
         terms = mark_invalid(terms, _class_last(invalid, axis))
@@ -138,11 +164,17 @@ def sparse_categorical_focal_loss(
     from_logits: bool = False,
     ignore_class: int | None = None,
     axis: int = -1,
+    gradient: str = "closed_form",
 ) -> Any:
     r"""Softmax focal loss with integer targets: :math:`-\alpha_t (1 - p_t)^\gamma \log p_t` per sample.
 
     From logits, :math:`1 - p_t = S'/S` with :math:`S' = \sum_{j \ne t} e^{x_j}` accumulated directly, so the loss,
-    its gradient and its tail are exact for all finite logits and every ``gamma >= 0``. From probabilities, see
+    its gradient and its tail are exact for all finite logits and every ``gamma >= 0``. The gradient, in closed
+    form with :math:`A = \alpha_t u^\gamma (u - \gamma p_t \log p_t)`, is :math:`-A` for the target and
+    :math:`A\, e^{x_j} / \sum_{k \ne t} e^{x_k}` for every other class; by default (``gradient="closed_form"``) it
+    is attached to the logits (one multiply to differentiate, one logits-sized tensor kept; no gradient to anything
+    else, zero second derivative), and ``gradient="autodiff"`` differentiates the log-space composition instead
+    (exact higher derivatives; slower, more memory). From probabilities, see
     :func:`categorical_focal_loss`. ``ignore_class`` entries get loss 0 and gradient 0 and are marked so that
     Keras's ``"sum_over_batch_size"`` / ``"mean"`` reductions average over the remaining entries only (as
     ``keras.losses.SparseCategoricalCrossentropy`` does). Same semantics as ``focalkit.softmax_focal_loss``
@@ -160,6 +192,8 @@ def sparse_categorical_focal_loss(
         from_logits: whether ``y_pred`` holds logits (recommended).
         ignore_class: optional class index to leave out.
         axis: the class axis of ``y_pred``.
+        gradient: ``"closed_form"`` (attached closed-form gradient, zero second derivative) or ``"autodiff"``
+            (exact autodiff to any order). Only ``from_logits=True`` is affected.
 
     Returns:
         Losses of shape ``(batch, ...)``.
@@ -178,6 +212,7 @@ def sparse_categorical_focal_loss(
     alpha = check_alpha(alpha, negative_disables=False)
     if ignore_class is not None and (not isinstance(ignore_class, numbers.Integral) or isinstance(ignore_class, bool)):
         raise type_error("ignore_class", "an integer or None", repr(ignore_class))
+    gradient = check_gradient_mode(gradient)
     raw_true, raw_pred = y_true, y_pred
     y_pred, in_dtype = _compute_float(y_pred)
     y_pred = _class_last(y_pred, axis)
@@ -214,7 +249,18 @@ def sparse_categorical_focal_loss(
     if usable is not None:
         y_true = ops.where(usable, y_true, ops.zeros_like(y_true))
     onehot = ops.one_hot(y_true, ops.shape(y_pred)[-1], dtype="bool")
-    if from_logits:
+    if from_logits and gradient == "closed_form":
+        row_weight = None  # per-class alpha and ignored rows in the gradient; a scalar alpha multiplies below
+        if isinstance(alpha, list):
+            row_weight = ops.take(ops.convert_to_tensor(alpha, dtype=y_pred.dtype), y_true)
+        if valid is not None:
+            valid_weight = ops.cast(valid, y_pred.dtype)
+            row_weight = valid_weight if row_weight is None else row_weight * valid_weight
+        loss, grad = sparse_softmax_loss_and_grad(y_pred, y_true, onehot, gamma, row_weight)
+        loss = attach_row_gradient(loss, y_pred, grad)
+        if isinstance(alpha, list):
+            alpha = None  # already in the row weight
+    elif from_logits:
         loss = sparse_terms_from_logits(y_pred, onehot, gamma)
     else:
         y_pred = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
@@ -251,6 +297,8 @@ class CategoricalFocalLoss(FocalLossObject):
         reduction: a Keras reduction.
         name: the loss name.
         dtype: the dtype of the computation (Keras policy default).
+        gradient: ``"closed_form"`` (default: attached closed-form gradient, none to ``y_true``, zero second
+            derivative) or ``"autodiff"`` (label gradients, higher derivatives).
 
     Example:
         >>> from focalkit.keras import CategoricalFocalLoss
@@ -262,7 +310,7 @@ class CategoricalFocalLoss(FocalLossObject):
     """
 
     loss_fn = staticmethod(categorical_focal_loss)
-    param_names = ("gamma", "alpha", "from_logits", "label_smoothing", "axis")
+    param_names = ("gamma", "alpha", "from_logits", "label_smoothing", "axis", "gradient")
 
     def __init__(
         self,
@@ -274,6 +322,7 @@ class CategoricalFocalLoss(FocalLossObject):
         reduction: str | None = "sum_over_batch_size",
         name: str = "categorical_focal_loss",
         dtype: Any = None,
+        gradient: str = "closed_form",
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.gamma = check_gamma(gamma)
@@ -281,6 +330,7 @@ class CategoricalFocalLoss(FocalLossObject):
         self.from_logits = bool(from_logits)
         self.label_smoothing = check_label_smoothing(label_smoothing)
         self.axis = int(axis)
+        self.gradient = check_gradient_mode(gradient)
 
 
 @keras.saving.register_keras_serializable(package="focalkit")
@@ -298,6 +348,8 @@ class SparseCategoricalFocalLoss(FocalLossObject):
         reduction: a Keras reduction.
         name: the loss name.
         dtype: the dtype of the computation (Keras policy default).
+        gradient: ``"closed_form"`` (default: attached closed-form gradient, none to ``y_true``, zero second
+            derivative) or ``"autodiff"`` (label gradients, higher derivatives).
 
     Example:
         >>> from focalkit.keras import SparseCategoricalFocalLoss
@@ -309,7 +361,7 @@ class SparseCategoricalFocalLoss(FocalLossObject):
     """
 
     loss_fn = staticmethod(sparse_categorical_focal_loss)
-    param_names = ("gamma", "alpha", "from_logits", "ignore_class", "axis")
+    param_names = ("gamma", "alpha", "from_logits", "ignore_class", "axis", "gradient")
 
     def __init__(
         self,
@@ -321,6 +373,7 @@ class SparseCategoricalFocalLoss(FocalLossObject):
         reduction: str | None = "sum_over_batch_size",
         name: str = "sparse_categorical_focal_loss",
         dtype: Any = None,
+        gradient: str = "closed_form",
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.gamma = check_gamma(gamma)
@@ -328,3 +381,4 @@ class SparseCategoricalFocalLoss(FocalLossObject):
         self.from_logits = bool(from_logits)
         self.ignore_class = None if ignore_class is None else int(ignore_class)
         self.axis = int(axis)
+        self.gradient = check_gradient_mode(gradient)

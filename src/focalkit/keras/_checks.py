@@ -179,7 +179,7 @@ def mark_invalid(loss: Any, invalid: Any) -> Any:
     """NaN where ``invalid`` (a mask broadcastable to ``loss``, or None) marks an unchecked invalid entry."""
     if invalid is None:
         return loss
-    return ops.where(invalid, ops.full_like(loss, float("nan")), loss)
+    return ops.where(invalid, float("nan"), loss)
 
 
 def either(first: Any, second: Any) -> Any:

@@ -75,12 +75,14 @@ def sigmoid_terms(x: Any, y: Any, gamma: float) -> Any:
         return ce
     p, q = _sigmoid_pair(x)
     u = p * (1.0 - y) + q * y
-    # log u = logaddexp(log(1 - y) + log p, log y + log(1 - p)); a zero label weight gives a -inf term (constant).
+    # log u = logaddexp(log(1 - y) + log p, log y + log(1 - p)) for soft labels; log p (y = 0) or log(1 - p) (y = 1)
+    # for hard ones. No -inf ever reaches logaddexp: its second derivative is NaN there (PyTorch).
     pos, neg = y > 0, y < 1
-    neg_inf = ops.full_like(y, -float("inf"))
-    log_y = ops.where(pos, ops.log(ops.where(pos, y, ops.ones_like(y))), neg_inf)
-    log_1my = ops.where(neg, ops.log1p(-ops.where(neg, y, ops.zeros_like(y))), neg_inf)
-    log_u = ops.logaddexp(log_1my + ops.log_sigmoid(x), log_y + ops.log_sigmoid(-x))
+    soft = ops.logical_and(pos, neg)
+    y_soft = ops.where(soft, y, ops.full_like(y, 0.5))
+    log_p, log_q = ops.log_sigmoid(x), ops.log_sigmoid(-x)
+    log_u_soft = ops.logaddexp(ops.log1p(-y_soft) + log_p, ops.log(y_soft) + log_q)
+    log_u = ops.where(soft, log_u_soft, ops.where(pos, log_q, log_p))
     return _pow_or_log_space(u, log_u, gamma) * ce
 
 
