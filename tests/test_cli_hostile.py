@@ -90,12 +90,13 @@ def _csv(path: pathlib.Path, n: int = 40, **columns) -> pathlib.Path:
     (["curves", "--out"], "--out: expected one value, got none"),
     (["curves", "--pt"], "--pt: expected one or more values, got none"),
     (["curves", "--pt", "abc"], "--pt: expected a number, got 'abc'"),
-    (["demo", "--task", "segmentation"], "--task: expected one of 'classification', 'detection', got 'segmentation'"),
+    (["demo", "--task", "tracking"], "--task: expected one of 'classification', 'detection', 'multilabel', "
+                                     "'segmentation', got 'tracking'"),
     (["demo", "--quick=yes"], "--quick: expected no value (a flag), got 'yes'"),
     (["demo", "--imbalance", "abc"], "--imbalance: expected a number, got 'abc'"),
     (["compare", "--target", "y"], "--data: expected a value (required), got nothing"),
     (["compare", "--data", "d.csv", "extra"], "got unrecognized extra"),
-    (["bench", "--op", "tanh"], "--op: expected one of 'sigmoid', 'softmax', 'all', got 'tanh'"),
+    (["bench", "--op", "tanh"], "--op: expected one of 'sigmoid', 'softmax', 'all', 'family', got 'tanh'"),
     (["bench", "--dtypes", "fp8"], "--dtypes: expected one of 'fp32', 'bf16', 'fp16', got 'fp8'"),
     (["bench", "--modes", "sideways"], "--modes: expected one of"),
 ])
