@@ -5,7 +5,7 @@ inside this package's functions, never at import time.
 
 Layout (one concept per file):
   datasets.py        long-tailed profile and the bundled digits split
-  models.py          small MLP and the miniature one-stage detector
+  models.py          small MLP
   losses.py          the family of losses compared (names, construction)
   training.py        training loop for classifiers (with the adaptive hooks)
   experiment.py      every loss on every seed / fold (optionally in worker processes)
@@ -14,7 +14,11 @@ Layout (one concept per file):
   plots.py           PNG figures
   report.py          Markdown report and terminal table
   classification.py  ``focalkit demo`` on long-tailed digits
-  detection.py       dense detection in miniature (``demo --task detection``)
+  detection.py       dense detection in miniature (``demo --task detection``): configuration, workers, report
+  detection_task.py  the generated long-tailed task and RetinaNet's IoU anchor assignment (background = C)
+  detection_model.py, detection_losses.py, detection_training.py  the detector, the rows, SGD / Adam with warm-up
+  detection_metrics.py, detection_budget.py, detection_ranking.py  mAP, budgets and the plateau rule, Kendall tau
+  detection_report.py, detection_plots.py  paired verdicts per budget, findings, figures
   multilabel.py, multilabel_data.py  BCE, focal loss and ASL on long-tailed multi-label digit mosaics
                      (``demo --task multilabel``)
   segmentation.py, segmentation_data.py, segmentation_metrics.py  a rare small class in synthetic masks; Dice and

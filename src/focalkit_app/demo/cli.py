@@ -35,7 +35,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                              "focal Tversky on synthetic shapes with a rare small class")
     parser.add_argument("--quick", action="store_true", help="a smaller run (about 30 s or less)")
     parser.add_argument("--seeds", type=int_type(1, MAX_SEEDS), default=None,
-                        help=f"number of seeds, at most {MAX_SEEDS} (default 5; detection 3)")
+                        help=f"number of seeds, at most {MAX_SEEDS} (default 5; detection 4, detection --quick 2)")
     parser.add_argument("--imbalance", type=float, nargs="+", default=None,
                         help="imbalance factors of the digits task (default 10 50 100)")
     parser.add_argument("--out", default=None, help="report folder to create (Markdown + PNG)")
