@@ -865,3 +865,29 @@ def test_poly1_with_epsilon_minus_one_is_exact_where_the_peers_cancel():
     ours = focalkit.poly1_cross_entropy(rows, t, -1.0, reduction="sum")
     theirs = paper_poly1_cross_entropy(rows, F.one_hot(t, 3).float(), -1.0)
     assert abs(float(ours) / exact - 1) < 1e-5 and abs(float(theirs) / exact - 1) > 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("epsilon", [2.0, 1.0, -0.5, -1.0])
+def test_poly1_cross_entropy_index_path_equals_the_one_hot_path(dtype, epsilon):
+    """Class indices take a path that never builds the one-hot rows; one-hot probability targets take the dense one:
+    the same loss and gradient, also where p_t -> 1 (logit margins of 40) and for ignored rows."""
+    g = torch.Generator().manual_seed(11)
+    x = (torch.randn(9, 6, 2, generator=g, dtype=torch.float64) * 4)
+    x[0, 2, 0], x[1, 5, 1] = 40.0, -40.0
+    t = torch.randint(0, 6, (9, 2), generator=g)
+    t[0, 0], t[2, 1] = 2, -100
+    weight = torch.rand(6, generator=g, dtype=torch.float64) + 0.5
+    one_hot = torch.nn.functional.one_hot(t.clamp_min(0), 6).movedim(-1, 1).to(torch.float64)
+    one_hot = one_hot * (t != -100).unsqueeze(1)
+    results = []
+    for target in (t, one_hot):
+        xr = x.to(dtype).requires_grad_(True)
+        loss = focalkit.poly1_cross_entropy(xr, target, epsilon, weight.to(dtype), reduction="sum")
+        loss.backward()
+        results.append((loss.detach().double(), xr.grad.double()))
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-6)
+    if dtype == torch.bfloat16:
+        tol = dict(rtol=1e-2, atol=1e-3)
+    torch.testing.assert_close(results[0][0], results[1][0], **tol)
+    torch.testing.assert_close(results[0][1], results[1][1], **tol)

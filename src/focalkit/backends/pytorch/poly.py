@@ -119,6 +119,8 @@ def forward_ce(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None =
             rows = x.sum(dim=1)
             loss = rows.sum() if reduce_sum else rows.reshape(_row_shape(logits))
             return loss, (torch.zeros_like(logits) if compute_grad else None)
+        if not targets.is_floating_point() and label_smoothing == 0:
+            return _forward_ce_index(logits, x, targets, class_weight, epsilon, ignore_index, reduce_sum, compute_grad)
         weighted_q = _soft_targets(logits, targets, label_smoothing, ignore_index).reshape(x.shape)
         weighted_q = weighted_q * _class_weight(class_weight, x)
         log_p, log_u = _log_p_and_log_u(x)
@@ -130,6 +132,36 @@ def forward_ce(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None =
             p = torch.exp(log_p)
             coefficient = 1 + epsilon * p if epsilon >= 0 else (1 + epsilon) + (-epsilon) * u
             grad = _softmax_chain(x, p, u, weighted_q * coefficient).reshape(logits.shape).to(logits.dtype)
+    return loss, grad
+
+
+def _forward_ce_index(logits: Tensor, x: Tensor, targets: Tensor, class_weight: Tensor | None, epsilon: float,
+                      ignore_index: int | None, reduce_sum: bool, compute_grad: bool) -> tuple[Tensor, Tensor | None]:
+    """:func:`forward_ce` for class indices without smoothing: only the target's column enters the loss, so no dense
+    one-hot is built. With s = -log p_t (log1p of the non-arg-max terms, accurate as p_t -> 1), u = 1 - p_t = S'/S
+    (summed directly) and G = w_t (1 + epsilon p_t): L = w_t [s + epsilon u], dL/dx_j = G p_j (j != t), -G u (j = t)."""
+    n, c, s = x.shape
+    t = targets.reshape(n, 1, s)
+    valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
+    t_safe = torch.where(valid, t, torch.zeros_like(t))
+    m, top = x.max(dim=1, keepdim=True)
+    e = torch.exp(x - m)
+    s_total = e.sum(dim=1, keepdim=True)
+    log_s = torch.log1p(e.scatter(1, top, torch.zeros_like(top, dtype=e.dtype)).sum(dim=1, keepdim=True))
+    log_p = x.gather(1, t_safe) - m - log_s
+    others = torch.arange(c, device=x.device).view(1, c, 1) != t_safe
+    s_others = (e * others).sum(dim=1, keepdim=True)  # summed directly: S - e_t would cancel as p_t -> 1
+    u = s_others / s_total
+    w = valid.to(x.dtype)
+    if class_weight is not None:
+        w = w * class_weight.to(x.dtype)[t_safe]
+    rows = (w * _term(1.0, -log_p, u, epsilon)).reshape(_row_shape(logits))
+    loss = rows.sum() if reduce_sum else rows
+    grad = None
+    if compute_grad:
+        coefficient = 1 + epsilon * torch.exp(log_p) if epsilon >= 0 else (1 + epsilon) + (-epsilon) * u
+        big_g = w * coefficient
+        grad = (e * (big_g / s_total)).scatter(1, t_safe, -big_g * u).reshape(logits.shape).to(logits.dtype)
     return loss, grad
 
 
