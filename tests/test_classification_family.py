@@ -18,6 +18,7 @@ import torch.nn.functional as F
 import focalkit
 from focalkit import InvalidArgumentError, InvalidTypeError, reference
 
+from family_checks import max_relative_difference, reference_with_grad, saved_bytes, with_grad
 from conftest import BANDS, assert_close, make_logits, make_targets
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
@@ -50,18 +51,6 @@ def _rows_case(band: str, pattern: str, rows: int = 12, c: int = 5, seed: int = 
     return x, t
 
 
-def _with_grad(fn, x, *args, **kwargs):
-    """(loss, d sum(loss) / d x) of fn(x, ...) with autograd."""
-    x = x.detach().clone().requires_grad_(True)
-    loss = fn(x, *args, **kwargs)
-    (grad,) = torch.autograd.grad(loss.sum(), x)
-    return loss.detach(), grad
-
-
-def _reference_with_grad(fn, x, *args, **kwargs):
-    return _with_grad(fn, x.detach().to(torch.float64), *args, **kwargs)
-
-
 def _cast_targets(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t.to(dtype) if t.is_floating_point() else t
 
@@ -80,9 +69,9 @@ def test_asymmetric_matches_reference(band, pattern, dtype):
     x = make_logits(band, SHAPE).to(dtype)
     y = _targets(pattern, SHAPE).to(dtype)
     for gamma_pos, gamma_neg, clip, detach in ASL_GRID:
-        loss, grad = _with_grad(focalkit.asymmetric_loss, x, y, gamma_pos, gamma_neg, clip, "none",
+        loss, grad = with_grad(focalkit.asymmetric_loss, x, y, gamma_pos, gamma_neg, clip, "none",
                                 detach_focal_weight=detach)
-        ref_loss, ref_grad = _reference_with_grad(reference.asymmetric_loss, x, y.double(), gamma_pos, gamma_neg,
+        ref_loss, ref_grad = reference_with_grad(reference.asymmetric_loss, x, y.double(), gamma_pos, gamma_neg,
                                                   clip, detach_focal_weight=detach)
         assert loss.dtype == dtype and grad.dtype == dtype
         assert_close(loss, ref_loss, dtype)
@@ -98,9 +87,9 @@ def test_asymmetric_single_label_matches_reference(band, pattern, dtype):
     x, t = _rows_case(band, pattern)
     x = x.to(dtype)
     for gamma_pos, gamma_neg, smoothing in ASL1_GRID:
-        loss, grad = _with_grad(focalkit.asymmetric_loss_single_label, x, t, gamma_pos, gamma_neg, "none",
+        loss, grad = with_grad(focalkit.asymmetric_loss_single_label, x, t, gamma_pos, gamma_neg, "none",
                                 label_smoothing=smoothing)
-        ref_loss, ref_grad = _reference_with_grad(reference.asymmetric_loss_single_label, x, t, gamma_pos,
+        ref_loss, ref_grad = reference_with_grad(reference.asymmetric_loss_single_label, x, t, gamma_pos,
                                                   gamma_neg, smoothing)
         assert loss.dtype == dtype and grad.dtype == dtype and loss.shape == t.shape
         assert_close(loss, ref_loss, dtype)
@@ -118,8 +107,8 @@ def test_poly1_cross_entropy_matches_reference(band, pattern, dtype):
     x, t = x.to(dtype), _cast_targets(t, dtype)
     for epsilon, smoothing, weighted in POLY_CE_GRID:
         weight = CLASS_WEIGHT if weighted else None
-        loss, grad = _with_grad(focalkit.poly1_cross_entropy, x, t, epsilon, weight, -100, "none", smoothing)
-        ref_loss, ref_grad = _reference_with_grad(reference.poly1_cross_entropy, x, _f64_targets(t), epsilon,
+        loss, grad = with_grad(focalkit.poly1_cross_entropy, x, t, epsilon, weight, -100, "none", smoothing)
+        ref_loss, ref_grad = reference_with_grad(reference.poly1_cross_entropy, x, _f64_targets(t), epsilon,
                                                   weight, smoothing)
         assert loss.dtype == dtype and grad.dtype == dtype
         assert_close(loss, ref_loss, dtype)
@@ -135,8 +124,8 @@ def test_poly1_focal_matches_reference(band, pattern, dtype):
     x = make_logits(band, SHAPE).to(dtype)
     y = _targets(pattern, SHAPE).to(dtype)
     for epsilon, alpha, gamma in POLY_FL_GRID:
-        loss, grad = _with_grad(focalkit.poly1_focal_loss, x, y, epsilon, alpha, gamma, "none")
-        ref_loss, ref_grad = _reference_with_grad(reference.poly1_focal_loss, x, y.double(), epsilon, alpha, gamma)
+        loss, grad = with_grad(focalkit.poly1_focal_loss, x, y, epsilon, alpha, gamma, "none")
+        ref_loss, ref_grad = reference_with_grad(reference.poly1_focal_loss, x, y.double(), epsilon, alpha, gamma)
         assert loss.dtype == dtype and grad.dtype == dtype
         assert_close(loss, ref_loss, dtype)
         assert_close(grad, ref_grad, dtype)
@@ -188,9 +177,9 @@ def test_poly1_cross_entropy_at_epsilon_zero_is_f_cross_entropy(shape, probabili
     for (name, target), smoothing, reduction in itertools.product(targets.items(), [0.0, 0.1, 1.0],
                                                                   ["none", "sum", "mean"]):
         ignore_index = 7 if name == "ignore 7" else -100
-        ours, ours_grad = _with_grad(focalkit.poly1_cross_entropy, x, target, 0.0, weight, ignore_index, reduction,
+        ours, ours_grad = with_grad(focalkit.poly1_cross_entropy, x, target, 0.0, weight, ignore_index, reduction,
                                      smoothing)
-        theirs, theirs_grad = _with_grad(F.cross_entropy, x, target, weight, ignore_index=ignore_index,
+        theirs, theirs_grad = with_grad(F.cross_entropy, x, target, weight, ignore_index=ignore_index,
                                          reduction=reduction, label_smoothing=smoothing)
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14, msg=f"{name} {smoothing} {reduction}")
         torch.testing.assert_close(ours_grad, theirs_grad, rtol=1e-12, atol=1e-14)
@@ -578,18 +567,6 @@ def test_opcheck_new_ops():
                           (x, q, [torch.full((3,), 0.25), torch.full((3,), 0.75)], s(2.0, 1.0), None, False, True, "torch"))
 
 
-def _saved_bytes(fn):
-    storages = {}
-
-    def pack(tensor):
-        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = fn()
-    return sum(storages.values()), loss
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_saved_tensors_at_most_logits_plus_targets(dtype):
     x = (3 * torch.randn(256, 80)).to(dtype).requires_grad_(True)
@@ -607,7 +584,7 @@ def test_saved_tensors_at_most_logits_plus_targets(dtype):
         "poly focal": (lambda: focalkit.poly1_focal_loss(x, y, reduction="mean"), size(x) + size(y)),
     }
     for name, (fn, budget) in cases.items():
-        saved, loss = _saved_bytes(fn)
+        saved, loss = saved_bytes(fn)
         assert saved <= budget + 16, f"{name}: saved {saved} bytes > logits + targets = {budget}"
         loss.backward()
 
@@ -626,25 +603,11 @@ from focalkit_app.bench.peer_formulas import (  # noqa: E402
 )
 
 
-def max_relative_difference(ours: torch.Tensor, theirs: torch.Tensor) -> float:
-    ours, theirs = ours.detach().double(), theirs.detach().double()
-    scale = theirs.abs().clamp_min(1e-300)
-    both_zero = (ours == 0) & (theirs == 0)
-    return float(torch.where(both_zero, torch.zeros_like(scale), (ours - theirs).abs() / scale).max())
-
-
 PARITY = 1e-6
 
 
-def _value_and_grad(fn, x):
-    x = x.detach().clone().requires_grad_(True)
-    out = fn(x)
-    (g,) = torch.autograd.grad(out.sum(), x)
-    return out.detach(), g
-
-
 def _figure(ours_fn, theirs_fn, x) -> float:
-    return max(map(max_relative_difference, _value_and_grad(ours_fn, x), _value_and_grad(theirs_fn, x)))
+    return max(map(max_relative_difference, with_grad(ours_fn, x), with_grad(theirs_fn, x)))
 
 
 def _peer_inputs(seed=0, n=64, c=6):
@@ -756,7 +719,7 @@ def test_asl_peers_give_nan_gradients_for_gamma_below_one():
     assert torch.isnan(g_neg[0, 0]) and torch.isnan(g_pos[0, 2])
     for gp, gn in ((0.0, 0.5), (0.5, 4.0)):
         (g,) = torch.autograd.grad(focalkit.asymmetric_loss(x, y, gp, gn, 0.05, "sum"), x)
-        ref = _reference_with_grad(lambda z: reference.asymmetric_loss(z, y.double(), gp, gn, 0.05), x)[1]
+        ref = reference_with_grad(lambda z: reference.asymmetric_loss(z, y.double(), gp, gn, 0.05), x)[1]
         assert torch.isfinite(g).all()
         torch.testing.assert_close(g.double(), ref, rtol=1e-5, atol=1e-7)
         assert float(g[0, 0]) == 0.0  # the clipped negative: no loss, no gradient
@@ -812,8 +775,8 @@ def test_asl_single_label_authors_weight_cancels_in_float32():
     t = torch.tensor([0])
     (g_theirs,) = torch.autograd.grad(asl_authors_single_label(x, t, 0, 0.5, 0.1), x)
     assert torch.isnan(g_theirs).any()
-    loss, g = _with_grad(focalkit.asymmetric_loss_single_label, x, t, 0.0, 0.5, label_smoothing=0.1)
-    ref_loss, ref_g = _reference_with_grad(reference.asymmetric_loss_single_label, x, t, 0.0, 0.5, 0.1)
+    loss, g = with_grad(focalkit.asymmetric_loss_single_label, x, t, 0.0, 0.5, label_smoothing=0.1)
+    ref_loss, ref_g = reference_with_grad(reference.asymmetric_loss_single_label, x, t, 0.0, 0.5, 0.1)
     assert torch.isfinite(g).all()
     torch.testing.assert_close(loss.double(), ref_loss.sum(), rtol=1e-5, atol=0)
     torch.testing.assert_close(g.double(), ref_g, rtol=1e-5, atol=1e-9)
@@ -848,14 +811,14 @@ def test_poly1_with_epsilon_minus_one_is_exact_where_the_peers_cancel():
     y = torch.zeros(1, 1)
     x32 = torch.tensor([[-6.0]])  # y = 0, gamma = 2, no alpha: p^2 (-log(1 - p) - p)
     exact32, exact32_grad = 1.8720539892717634853e-11, 7.4727850702055126472e-11
-    ours, grad = _with_grad(focalkit.poly1_focal_loss, x32, y, -1.0, None, 2.0, "sum")
+    ours, grad = with_grad(focalkit.poly1_focal_loss, x32, y, -1.0, None, 2.0, "sum")
     theirs = paper_poly1_focal_loss(x32, y, -1.0, 2.0, -1.0).sum()
     assert abs(float(ours) / exact32 - 1) < 1e-6 and abs(float(grad) / exact32_grad - 1) < 1e-5
     assert abs(float(theirs) / exact32 - 1) > 1e-2
     assert float(timm_poly_binary_cross_entropy(x32, y, -1.0, 2.0, None, "sum")) == float(theirs)
     x64 = torch.tensor([[-9.435888819369401]], dtype=torch.float64)  # y = 0, gamma = 1.5
     exact64, exact64_grad = 2.2700281516284928137e-15, 7.9445852662692510548e-15
-    ours, grad = _with_grad(focalkit.poly1_focal_loss, x64, y.double(), -1.0, None, 1.5, "sum")
+    ours, grad = with_grad(focalkit.poly1_focal_loss, x64, y.double(), -1.0, None, 1.5, "sum")
     theirs = paper_poly1_focal_loss(x64, y.double(), -1.0, 1.5, -1.0).sum()
     assert abs(float(ours) / exact64 - 1) < 1e-14 and abs(float(grad) / exact64_grad - 1) < 1e-14
     assert abs(float(theirs) / exact64 - 1) > 1e-8

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 import focalkit
 from focalkit import InvalidArgumentError, InvalidTypeError, reference
 
+from family_checks import max_relative_difference, reference_with_grad, saved_bytes, with_grad
 from conftest import BANDS, assert_close, make_logits, make_targets
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
@@ -26,18 +27,6 @@ SHAPE = (6, 5)
 
 
 _targets = make_targets  # hard, soft, all-0 and all-1 target patterns (conftest)
-
-
-def _with_grad(fn, x, *args, **kwargs):
-    """(loss, d sum(loss) / d x) of fn(x, ...) with autograd."""
-    x = x.detach().clone().requires_grad_(True)
-    loss = fn(x, *args, **kwargs)
-    (grad,) = torch.autograd.grad(loss.sum(), x)
-    return loss.detach(), grad
-
-
-def _reference_with_grad(fn, x, *args, **kwargs):
-    return _with_grad(fn, x.detach().to(torch.float64), *args, **kwargs)
 
 
 # ================================================================================ values and gradients vs reference
@@ -50,8 +39,8 @@ def test_quality_focal_matches_reference(band, pattern, dtype):
     x = make_logits(band, SHAPE).to(dtype)
     y = _targets(pattern, SHAPE).to(dtype)
     for beta in QFL_BETAS:
-        loss, grad = _with_grad(focalkit.quality_focal_loss, x, y, beta, "none")
-        ref_loss, ref_grad = _reference_with_grad(reference.quality_focal_loss, x, y.double(), beta)
+        loss, grad = with_grad(focalkit.quality_focal_loss, x, y, beta, "none")
+        ref_loss, ref_grad = reference_with_grad(reference.quality_focal_loss, x, y.double(), beta)
         assert loss.dtype == dtype and grad.dtype == dtype
         assert_close(loss, ref_loss, dtype)
         assert_close(grad, ref_grad, dtype)
@@ -69,8 +58,8 @@ def test_quality_focal_pair_form_is_the_dense_form(band, dtype):
     dense[keep, labels[keep]] = scores[keep]
     valid = (labels != -100).to(torch.float64).unsqueeze(1)
     for beta in (0.5, 2.0):
-        loss, grad = _with_grad(focalkit.quality_focal_loss, x, (labels, scores), beta, "none")
-        ref_loss, ref_grad = _reference_with_grad(lambda z: reference.quality_focal_loss(z, dense.double(), beta) * valid, x)
+        loss, grad = with_grad(focalkit.quality_focal_loss, x, (labels, scores), beta, "none")
+        ref_loss, ref_grad = reference_with_grad(lambda z: reference.quality_focal_loss(z, dense.double(), beta) * valid, x)
         assert_close(loss, ref_loss, dtype)
         assert_close(grad, ref_grad, dtype)
         mean = focalkit.quality_focal_loss(x, (labels, scores), beta, "mean")
@@ -95,8 +84,8 @@ def test_varifocal_matches_reference(band, pattern, dtype):
     yolo_labels = (torch.rand(SHAPE, generator=torch.Generator().manual_seed(5)) > 0.5).to(dtype)
     for alpha, gamma, iou_weighted, with_labels in VFL_GRID:
         labels = yolo_labels if with_labels else None
-        loss, grad = _with_grad(focalkit.varifocal_loss, x, q, alpha, gamma, iou_weighted, "none", labels=labels)
-        ref_loss, ref_grad = _reference_with_grad(
+        loss, grad = with_grad(focalkit.varifocal_loss, x, q, alpha, gamma, iou_weighted, "none", labels=labels)
+        ref_loss, ref_grad = reference_with_grad(
             reference.varifocal_loss, x, q.double(), alpha, gamma, iou_weighted,
             None if labels is None else labels.double())
         assert loss.dtype == dtype and grad.dtype == dtype
@@ -127,8 +116,8 @@ def test_gaussian_focal_matches_reference(band, pattern, dtype, from_logits):
     inputs = x if from_logits else _probabilities(x)
     y = _heatmap(pattern, SHAPE).to(dtype)
     for alpha, beta in GFL_GRID:
-        loss, grad = _with_grad(focalkit.gaussian_focal_loss, inputs, y, alpha, beta, "none", from_logits=from_logits)
-        ref_loss, ref_grad = _reference_with_grad(
+        loss, grad = with_grad(focalkit.gaussian_focal_loss, inputs, y, alpha, beta, "none", from_logits=from_logits)
+        ref_loss, ref_grad = reference_with_grad(
             reference.gaussian_focal_loss, inputs, y.double(), alpha, beta, from_logits=from_logits)
         assert loss.dtype == dtype and grad.dtype == dtype
         assert_close(loss, ref_loss, dtype)
@@ -164,8 +153,8 @@ def test_distribution_focal_matches_reference(band, pattern, dtype):
     for n in (1, 4, 16):
         x, y = _dfl_case(band, pattern, n)
         x, y = x.to(dtype), y.to(dtype)
-        loss, grad = _with_grad(focalkit.distribution_focal_loss, x, y, "none")
-        ref_loss, ref_grad = _reference_with_grad(reference.distribution_focal_loss, x, y.double())
+        loss, grad = with_grad(focalkit.distribution_focal_loss, x, y, "none")
+        ref_loss, ref_grad = reference_with_grad(reference.distribution_focal_loss, x, y.double())
         assert loss.dtype == dtype and grad.dtype == dtype and loss.shape == y.shape
         assert_close(loss, ref_loss, dtype)
         assert_close(grad, ref_grad, dtype)
@@ -402,7 +391,7 @@ def test_quality_focal_cusp_for_beta_below_one(dtype):
     assert torch.isfinite(g).all()
     assert float(g[0]) == 0.0 and float(loss[0].detach()) == 0.0
     assert float(g[2]) > 0 > float(g[3])  # p > y pushes x down, p < y pushes it up
-    ref_loss, ref_grad = _reference_with_grad(reference.quality_focal_loss, x[2:], y[2:].double(), 0.25)
+    ref_loss, ref_grad = reference_with_grad(reference.quality_focal_loss, x[2:], y[2:].double(), 0.25)
     assert_close(g[2:], ref_grad, dtype, scale=10.0)
 
 
@@ -566,18 +555,6 @@ def test_opcheck_new_ops():
                           (x, torch.rand(6) * 2, [], torch.zeros(0, dtype=torch.float64), None, False, True, "torch"))
 
 
-def _saved_bytes(fn):
-    storages = {}
-
-    def pack(tensor):
-        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = fn()
-    return sum(storages.values()), loss
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_saved_tensors_at_most_logits_plus_targets(dtype):
     x = (3 * torch.randn(256, 80)).to(dtype).requires_grad_(True)
@@ -596,7 +573,7 @@ def test_saved_tensors_at_most_logits_plus_targets(dtype):
         "dfl": (lambda: focalkit.distribution_focal_loss(bins, d), size(bins) + size(d)),
     }
     for name, (fn, budget) in cases.items():
-        saved, loss = _saved_bytes(fn)
+        saved, loss = saved_bytes(fn)
         assert saved <= budget + 16, f"{name}: saved {saved} bytes > logits + targets = {budget}"
         loss.backward()
 
@@ -616,13 +593,6 @@ from focalkit_app.bench.peer_formulas import (  # noqa: E402
 )
 
 
-def max_relative_difference(ours: torch.Tensor, theirs: torch.Tensor) -> float:
-    ours, theirs = ours.detach().double(), theirs.detach().double()
-    scale = theirs.abs().clamp_min(1e-300)
-    both_zero = (ours == 0) & (theirs == 0)
-    return float(torch.where(both_zero, torch.zeros_like(scale), (ours - theirs).abs() / scale).max())
-
-
 PARITY = 1e-6
 
 
@@ -634,13 +604,6 @@ def _peer_inputs(seed=0, n=64, c=6):
     return x, labels, scores
 
 
-def _value_and_grad(fn, x):
-    x = x.detach().clone().requires_grad_(True)
-    out = fn(x)
-    (g,) = torch.autograd.grad(out.sum(), x)
-    return out.detach(), g
-
-
 def parity_figures() -> dict[str, float]:
     """Max relative difference (loss and gradient) against each peer where the definitions agree, float64."""
     figures = {}
@@ -650,32 +613,32 @@ def parity_figures() -> dict[str, float]:
     pos = labels < c
     dense[pos, labels[pos]] = scores[pos]
     for beta in (2.0, 1.0):
-        ours = _value_and_grad(lambda z: focalkit.quality_focal_loss(z, (labels, scores), beta, "none").sum(1), x)
-        theirs = _value_and_grad(lambda z: mmdet_quality_focal_loss(z, (labels, scores), beta), x)
+        ours = with_grad(lambda z: focalkit.quality_focal_loss(z, (labels, scores), beta, "none").sum(1), x)
+        theirs = with_grad(lambda z: mmdet_quality_focal_loss(z, (labels, scores), beta), x)
         figures[f"mmdet quality_focal_loss beta={beta} (per row)"] = max(map(max_relative_difference, ours, theirs))
-        ours = _value_and_grad(lambda z: focalkit.quality_focal_loss(z, dense, beta, "none").sum(1), x)
-        theirs = _value_and_grad(lambda z: mmdet_quality_focal_loss_tensor_target(z, dense, beta), x)
+        ours = with_grad(lambda z: focalkit.quality_focal_loss(z, dense, beta, "none").sum(1), x)
+        theirs = with_grad(lambda z: mmdet_quality_focal_loss_tensor_target(z, dense, beta), x)
         figures[f"mmdet quality_focal_loss_tensor_target beta={beta}"] = max(map(max_relative_difference, ours, theirs))
     num_pos = float(pos.sum())
-    ours = _value_and_grad(lambda z: focalkit.quality_focal_loss(z, (labels, scores), normalizer=num_pos), x)
-    theirs = _value_and_grad(lambda z: mmdet_weight_reduce_loss(
+    ours = with_grad(lambda z: focalkit.quality_focal_loss(z, (labels, scores), normalizer=num_pos), x)
+    theirs = with_grad(lambda z: mmdet_weight_reduce_loss(
         mmdet_quality_focal_loss(z, (labels, scores)), None, "mean", num_pos), x)
     figures["mmdet QualityFocalLoss mean, avg_factor"] = max(map(max_relative_difference, ours, theirs))
 
     q = dense
     w = torch.rand(x.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     for alpha, gamma, iw in ((0.75, 2.0, True), (0.25, 1.0, False)):
-        ours = _value_and_grad(lambda z: focalkit.varifocal_loss(z, q, alpha, gamma, iw, "none"), x)
-        theirs = _value_and_grad(lambda z: mmdet_varifocal_loss(z, q, None, alpha, gamma, iw, "none"), x)
+        ours = with_grad(lambda z: focalkit.varifocal_loss(z, q, alpha, gamma, iw, "none"), x)
+        theirs = with_grad(lambda z: mmdet_varifocal_loss(z, q, None, alpha, gamma, iw, "none"), x)
         figures[f"mmdet varifocal_loss alpha={alpha} gamma={gamma} iou_weighted={iw}"] = max(
             map(max_relative_difference, ours, theirs))
-    ours = _value_and_grad(lambda z: focalkit.varifocal_loss(z, q, weight=w, normalizer=num_pos), x)
-    theirs = _value_and_grad(lambda z: mmdet_varifocal_loss(z, q, w, avg_factor=num_pos), x)
+    ours = with_grad(lambda z: focalkit.varifocal_loss(z, q, weight=w, normalizer=num_pos), x)
+    theirs = with_grad(lambda z: mmdet_varifocal_loss(z, q, w, avg_factor=num_pos), x)
     figures["mmdet VarifocalLoss mean, weight, avg_factor"] = max(map(max_relative_difference, ours, theirs))
     one_hot = (q > 0).double()
     x3, q3, l3 = x.view(8, 8, c), q.view(8, 8, c), one_hot.view(8, 8, c)  # (batch, queries, classes) as RT-DETR
-    ours = _value_and_grad(lambda z: focalkit.varifocal_loss(z, q3, labels=l3, reduction="none").mean(1).sum(), x3)
-    theirs = _value_and_grad(lambda z: yolo_varifocal_loss(z, q3, l3, upcast=False), x3)
+    ours = with_grad(lambda z: focalkit.varifocal_loss(z, q3, labels=l3, reduction="none").mean(1).sum(), x3)
+    theirs = with_grad(lambda z: yolo_varifocal_loss(z, q3, l3, upcast=False), x3)
     figures["ultralytics VarifocalLoss (its fp32 cast skipped)"] = max(map(max_relative_difference, ours, theirs))
 
     heat = torch.rand(x.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 0.99
@@ -683,28 +646,28 @@ def parity_figures() -> dict[str, float]:
     probs = torch.sigmoid(x).clamp(1e-4, 1 - 1e-4)
     num_peaks = float((heat == 1).sum())
     for alpha, beta in ((2.0, 4.0), (1.0, 2.0)):
-        ours = _value_and_grad(lambda p: focalkit.gaussian_focal_loss(p, heat, alpha, beta, "none", from_logits=False), probs)
-        theirs = _value_and_grad(lambda p: mmdet_gaussian_focal_loss(p, heat, alpha, beta), probs)
+        ours = with_grad(lambda p: focalkit.gaussian_focal_loss(p, heat, alpha, beta, "none", from_logits=False), probs)
+        theirs = with_grad(lambda p: mmdet_gaussian_focal_loss(p, heat, alpha, beta), probs)
         figures[f"mmdet gaussian_focal_loss alpha={alpha} gamma={beta} (probabilities)"] = max(
             map(max_relative_difference, ours, theirs))
-    ours = _value_and_grad(lambda z: focalkit.gaussian_focal_loss(z, heat, 2.0, 4.0), x)
-    theirs = _value_and_grad(lambda z: mmdet_weight_reduce_loss(
+    ours = with_grad(lambda z: focalkit.gaussian_focal_loss(z, heat, 2.0, 4.0), x)
+    theirs = with_grad(lambda z: mmdet_weight_reduce_loss(
         mmdet_gaussian_focal_loss(z.sigmoid(), heat), None, "mean", max(1.0, num_peaks)), x)
     figures["mmdet GaussianFocalLoss on sigmoid, avg_factor = #peaks (from logits)"] = max(
         map(max_relative_difference, ours, theirs))
     inside = x.clamp(-9.0, 9.0)  # sigmoid(x) within CenterNet's clamp [1e-4, 1 - 1e-4]
-    ours = _value_and_grad(lambda z: focalkit.gaussian_focal_loss(z, heat), inside)
-    theirs = _value_and_grad(lambda z: centernet_neg_loss(centernet_sigmoid(z), heat), inside)
+    ours = with_grad(lambda z: focalkit.gaussian_focal_loss(z, heat), inside)
+    theirs = with_grad(lambda z: centernet_neg_loss(centernet_sigmoid(z), heat), inside)
     figures["CenterNet _neg_loss(_sigmoid(x)) (from logits)"] = max(map(max_relative_difference, ours, theirs))
 
     bins = torch.randn(64, 17, generator=torch.Generator().manual_seed(6), dtype=torch.float64) * 3
     dist = torch.rand(64, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 15.99
-    ours = _value_and_grad(lambda z: focalkit.distribution_focal_loss(z, dist, "none"), bins)
-    theirs = _value_and_grad(lambda z: mmdet_distribution_focal_loss(z, dist), bins)
+    ours = with_grad(lambda z: focalkit.distribution_focal_loss(z, dist, "none"), bins)
+    theirs = with_grad(lambda z: mmdet_distribution_focal_loss(z, dist), bins)
     figures["mmdet distribution_focal_loss"] = max(map(max_relative_difference, ours, theirs))
     ltrb = (torch.rand(16, 4, generator=torch.Generator().manual_seed(8), dtype=torch.float64) * 16)  # incl. > 15.99
-    ours = _value_and_grad(lambda z: focalkit.distribution_focal_loss(z, ltrb.view(-1), "none").view(16, 4).mean(-1, keepdim=True), bins)
-    theirs = _value_and_grad(lambda z: yolo_dfl(z, ltrb.clone(), reg_max=17), bins)
+    ours = with_grad(lambda z: focalkit.distribution_focal_loss(z, ltrb.view(-1), "none").view(16, 4).mean(-1, keepdim=True), bins)
+    theirs = with_grad(lambda z: yolo_dfl(z, ltrb.clone(), reg_max=17), bins)
     figures["ultralytics DFLoss (reg_max = 17 bins, clamp at 15.99)"] = max(map(max_relative_difference, ours, theirs))
     return figures
 

@@ -14,26 +14,12 @@ tolerance).
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 import torch
+from triton_mode import check_kernels, choose_mode
 
-# The interpreter must be on before triton itself is imported (see tests/test_kernels_triton.py for the why).
-_MODE = os.environ.get("FOCALKIT_TRITON_TESTS", "auto").lower()
-ON_GPU = _MODE == "cuda" or (_MODE == "auto" and torch.cuda.is_available())
-if ON_GPU and not torch.cuda.is_available():  # pragma: no cover
-    pytest.skip("FOCALKIT_TRITON_TESTS=cuda but CUDA is not available", allow_module_level=True)
-if not ON_GPU:
-    if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":  # pragma: no cover
-        pytest.skip(
-            "triton was imported earlier in this process without TRITON_INTERPRET=1 (by another test module?), so "
-            "its kernels cannot run in the CPU interpreter; run this file on its own: "
-            "pytest tests/test_kernels_triton_reduced.py",
-            allow_module_level=True,
-        )
-    os.environ["TRITON_INTERPRET"] = "1"
+# The interpreter must be on before triton itself is imported (tests/triton_mode.py).
+ON_GPU = choose_mode("tests/test_kernels_triton_reduced.py")
 
 triton = pytest.importorskip("triton", reason="Triton is not installed (pip install triton); kernels not tested")
 
@@ -43,19 +29,8 @@ from focalkit import backends, reference  # noqa: E402
 from focalkit.backends.triton import sigmoid as triton_sigmoid  # noqa: E402
 from focalkit.backends.triton import softmax as triton_softmax  # noqa: E402
 
-try:
-    from triton.runtime.interpreter import InterpretedFunction
-except ImportError:  # pragma: no cover
-    InterpretedFunction = ()  # type: ignore[assignment]
-
-_interpreted = isinstance(triton_sigmoid._sigmoid_focal_fwd_kernel, InterpretedFunction) and isinstance(
-    triton_softmax._softmax_focal_fwd_kernel, InterpretedFunction)
-if _interpreted == ON_GPU:  # pragma: no cover
-    pytest.skip(
-        f"focalkit.backends.triton.* were imported earlier in this process in the other Triton mode (interpreter: "
-        f"{_interpreted}); run this file on its own: pytest tests/test_kernels_triton_reduced.py",
-        allow_module_level=True,
-    )
+check_kernels(ON_GPU, [triton_sigmoid._sigmoid_focal_fwd_kernel, triton_softmax._softmax_focal_fwd_kernel],
+              "tests/test_kernels_triton_reduced.py")
 
 DEV = torch.device("cuda" if ON_GPU else "cpu")
 FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]

@@ -11,6 +11,7 @@ Layout (one concept per file):
   experiment.py      every loss on every seed / fold (optionally in worker processes)
   metrics.py         balanced accuracy, tail recall, macro-F1, macro AP, ECE
   stats.py           mean +- std and the paired "which loss won" rule
+  paired_table.py    per-loss metric tables with the paired verdicts (multi-label and segmentation demos)
   plots.py           PNG figures
   report.py          Markdown report and terminal table
   classification.py  ``focalkit demo`` on long-tailed digits

@@ -52,7 +52,8 @@ from .models import MLP
 from .multilabel_data import MultiLabelSplit, digit_mosaics
 from .outdir import make_out_dir
 from .progress import progress_bar
-from .stats import RULE, mean_std, paired_comparison
+from .paired_table import conclusions, paired_table, table_cells, terminal_lines
+from .stats import RULE
 from .threads import torch_threads
 from .training import TrainConfig
 
@@ -201,8 +202,8 @@ def _run(cfg: MultiLabelConfig, out: Path | None, progress: bool, command: str, 
               "train_label_counts": counts, "rare_labels": rare, "runs": runs,
               "wall_time_s": elapsed, "cpu_time_s": cpu, "torch": torch.__version__,
               "torch_threads": torch.get_num_threads()}
-    table = _table(runs, cfg.losses)
-    for line in _terminal(table):
+    table = paired_table(runs, cfg.losses, MULTILABEL_LOSSES, MULTILABEL_METRICS, "bce")
+    for line in terminal_lines(_header(), table, MULTILABEL_METRICS):
         echo(line)
     echo(f"'+' / '-' / '=': better / worse / within noise vs BCE (paired 95 % CI over {cfg.seeds} seeds).")
     echo(f"Wall time: {elapsed:.1f} s ({cfg.seeds * len(cfg.losses)} runs, one process, "
@@ -218,41 +219,11 @@ def _run(cfg: MultiLabelConfig, out: Path | None, progress: bool, command: str, 
     return result
 
 
-def _table(runs: dict[str, list[dict]], losses: tuple[str, ...]) -> list[dict]:
-    """Per loss and metric: mean, std and the paired comparison with BCE (None for the baseline)."""
-    rows = []
-    for name in losses:
-        row = {"name": name, "label": MULTILABEL_LOSSES[name], "diverged": sum(r["diverged"] for r in runs[name])}
-        for metric in MULTILABEL_METRICS:
-            values = [r[metric] for r in runs[name]]
-            base = [r[metric] for r in runs["bce"]]
-            row[metric] = (*mean_std(values), None if name == "bce" else paired_comparison(values, base, True))
-        rows.append(row)
-    return rows
-
-
-def _cells(row: dict) -> list[str]:
-    cells = []
-    for metric in MULTILABEL_METRICS:
-        m, s, c = row[metric]
-        cells.append(f"{m:.3f} ± {s:.3f}")
-        cells.append("baseline" if c is None else f"{c.mean_diff:+.3f} ± {c.ci_half_width:.3f} ({c.verdict})")
-    return cells
-
-
 def _header() -> list[str]:
     head = ["loss"]
     for label in MULTILABEL_METRICS.values():
         head += [f"{label} (mean ± std)", f"{label}: vs BCE (paired 95 % CI)"]
     return head
-
-
-def _terminal(table: list[dict]) -> list[str]:
-    rows = [_header()] + [[r["label"] + (f" [{r['diverged']} diverged]" if r["diverged"] else "")] + _cells(r)
-                          for r in table]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    return [lines[0], "-" * len(lines[0])] + lines[1:]
 
 
 def _markdown(cfg: MultiLabelConfig, table: list[dict], runs: dict[str, list[dict]], mean_counts: np.ndarray,
@@ -281,33 +252,20 @@ def _markdown(cfg: MultiLabelConfig, table: list[dict], runs: dict[str, list[dic
              "## Results", "",
              "| " + " | ".join(_header()) + " |", "|" + "---|" * len(_header())]
     lines += ["| " + " | ".join([r["label"] + (f" ({r['diverged']} diverged)" if r["diverged"] else "")]
-                                + _cells(r)) + " |" for r in table]
+                                + table_cells(r, MULTILABEL_METRICS)) + " |" for r in table]
     lines += ["", "Per-label AP (mean over seeds) with the mean number of training positives:", "",
               "| loss | " + " | ".join(f"{c} (n={k:.0f})" for c, k in enumerate(mean_counts)) + " |",
               "|" + "---|" * (len(mean_counts) + 1)]
     for name in cfg.losses:
         ap = np.nanmean([r["per_label_ap"] for r in runs[name]], 0)
         lines.append(f"| {MULTILABEL_LOSSES[name]} | " + " | ".join(f"{v:.3f}" for v in ap) + " |")
-    lines += ["", "## What the numbers say", ""] + [f"- {s}" for s in _conclusions(table)]
+    lines += ["", "## What the numbers say", ""]
+    lines += [f"- {s}" for s in conclusions(table, MULTILABEL_METRICS, "BCE")]
     lines += ["", f"![per-label AP]({fig.name})", "", "## Run", "",
               f"- command: `{command}`" if command else "- command: (called from Python)",
               f"- wall time {elapsed:.1f} s, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
               f"Python {platform.python_version()}; every per-seed number is in `results.json`"]
     return lines
-
-
-def _conclusions(table: list[dict]) -> list[str]:
-    out = []
-    for metric, label in MULTILABEL_METRICS.items():
-        best = max(table, key=lambda r: r[metric][0])
-        groups: dict[str, list[str]] = {"better": [], "worse": [], "within noise": []}
-        for r in table:
-            if r[metric][2] is not None:
-                groups[r[metric][2].verdict].append(f"{r['label']} ({r[metric][2].mean_diff:+.3f})")
-        out.append(f"**{label}**: best mean {best['label']} ({best[metric][0]:.3f}); vs BCE better: "
-                   + (", ".join(groups["better"]) or "none") + "; worse: " + (", ".join(groups["worse"]) or "none")
-                   + "; within noise: " + (", ".join(groups["within noise"]) or "none") + ".")
-    return out
 
 
 def _plot_per_label_ap(runs: dict[str, list[dict]], mean_counts: np.ndarray, path: Path) -> Path:

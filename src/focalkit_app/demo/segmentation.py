@@ -50,7 +50,8 @@ from .outdir import make_out_dir
 from .progress import progress_bar
 from .segmentation_data import CLASS_NAMES, COMMON, RARE, make_shapes
 from .segmentation_metrics import boundary_recall, dice_score
-from .stats import RULE, mean_std, paired_comparison
+from .paired_table import conclusions, paired_table, table_cells, terminal_lines
+from .stats import RULE
 from .threads import torch_threads
 
 __all__ = ["SEGMENTATION_LOSSES", "SEGMENTATION_METRICS", "TinySegmenter", "SegmentationConfig",
@@ -217,8 +218,8 @@ def _run(cfg: SegmentationConfig, out: Path | None, progress: bool, command: str
               "boundary_tolerance_px": TOLERANCE, "test_rare_pixels": rare_pixels, "runs": runs,
               "wall_time_s": elapsed, "cpu_time_s": cpu, "torch": torch.__version__,
               "torch_threads": torch.get_num_threads()}
-    table = _table(runs, cfg.losses)
-    for line in _terminal(table):
+    table = paired_table(runs, cfg.losses, SEGMENTATION_LOSSES, SEGMENTATION_METRICS, "ce")
+    for line in terminal_lines(_header(), table, SEGMENTATION_METRICS):
         echo(line)
     echo(f"'+' / '-' / '=': better / worse / within noise vs CE (paired 95 % CI over {cfg.seeds} seeds).")
     echo(f"Wall time: {elapsed:.1f} s ({cfg.seeds * len(cfg.losses)} runs, one process, "
@@ -234,41 +235,11 @@ def _run(cfg: SegmentationConfig, out: Path | None, progress: bool, command: str
     return result
 
 
-def _table(runs: dict[str, list[dict]], losses: tuple[str, ...]) -> list[dict]:
-    """Per loss and metric: mean, std and the paired comparison with CE (None for the baseline)."""
-    rows = []
-    for name in losses:
-        row = {"name": name, "label": SEGMENTATION_LOSSES[name], "diverged": sum(r["diverged"] for r in runs[name])}
-        for metric in SEGMENTATION_METRICS:
-            values = [r[metric] for r in runs[name]]
-            base = [r[metric] for r in runs["ce"]]
-            row[metric] = (*mean_std(values), None if name == "ce" else paired_comparison(values, base, True))
-        rows.append(row)
-    return rows
-
-
-def _cells(row: dict) -> list[str]:
-    cells = []
-    for metric in SEGMENTATION_METRICS:
-        m, s, c = row[metric]
-        cells.append(f"{m:.3f} ± {s:.3f}")
-        cells.append("baseline" if c is None else f"{c.mean_diff:+.3f} ± {c.ci_half_width:.3f} ({c.verdict})")
-    return cells
-
-
 def _header() -> list[str]:
     head = ["loss"]
     for label in SEGMENTATION_METRICS.values():
         head += [label, "vs CE"]
     return head
-
-
-def _terminal(table: list[dict]) -> list[str]:
-    rows = [_header()] + [[r["label"] + (f" [{r['diverged']} diverged]" if r["diverged"] else "")] + _cells(r)
-                          for r in table]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    return [lines[0], "-" * len(lines[0])] + lines[1:]
 
 
 def _markdown(cfg: SegmentationConfig, table: list[dict], rare_pixels: list[int], fig: Path, command: str,
@@ -297,27 +268,14 @@ def _markdown(cfg: SegmentationConfig, table: list[dict], rare_pixels: list[int]
              "Mean ± std over seeds; 'vs CE' = mean paired difference ± 95 % CI half-width (verdict).", "",
              "| " + " | ".join(_header()) + " |", "|" + "---|" * len(_header())]
     lines += ["| " + " | ".join([r["label"] + (f" ({r['diverged']} diverged)" if r["diverged"] else "")]
-                                + _cells(r)) + " |" for r in table]
-    lines += ["", "## What the numbers say", ""] + [f"- {s}" for s in _conclusions(table)]
+                                + table_cells(r, SEGMENTATION_METRICS)) + " |" for r in table]
+    lines += ["", "## What the numbers say", ""]
+    lines += [f"- {s}" for s in conclusions(table, SEGMENTATION_METRICS, "CE")]
     lines += ["", f"![test predictions]({fig.name})", "", "## Run", "",
               f"- command: `{command}`" if command else "- command: (called from Python)",
               f"- wall time {elapsed:.1f} s, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
               f"Python {platform.python_version()}; every per-seed number is in `results.json`"]
     return lines
-
-
-def _conclusions(table: list[dict]) -> list[str]:
-    out = []
-    for metric, label in SEGMENTATION_METRICS.items():
-        best = max(table, key=lambda r: r[metric][0])
-        groups: dict[str, list[str]] = {"better": [], "worse": [], "within noise": []}
-        for r in table:
-            if r[metric][2] is not None:
-                groups[r[metric][2].verdict].append(f"{r['label']} ({r[metric][2].mean_diff:+.3f})")
-        out.append(f"**{label}**: best mean {best['label']} ({best[metric][0]:.3f}); vs CE better: "
-                   + (", ".join(groups["better"]) or "none") + "; worse: " + (", ".join(groups["worse"]) or "none")
-                   + "; within noise: " + (", ".join(groups["within noise"]) or "none") + ".")
-    return out
 
 
 def _plot_examples(test: tuple[np.ndarray, np.ndarray], predictions: dict[str, np.ndarray], path: Path) -> Path:
