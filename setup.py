@@ -61,7 +61,7 @@ def extensions() -> list[Extension]:
         Extension(
             "focalkit.backends.cpu._focal_cpu_base",
             sources=[f"{CSRC}/focal_cpu_base.c"],
-            depends=[f"{CSRC}/focal_cpu.c", ABI_FILE],
+            depends=[f"{CSRC}/focal_cpu.c", f"{CSRC}/segmentation_cpu.c", ABI_FILE],
             define_macros=[("FK_ABI_VERSION", abi_version())],
             extra_compile_args=COMMON_ARGS,
         )
@@ -71,7 +71,7 @@ def extensions() -> list[Extension]:
             Extension(
                 "focalkit.backends.cpu._focal_cpu_avx2",
                 sources=[f"{CSRC}/focal_cpu_avx2.c"],
-                depends=[f"{CSRC}/focal_cpu.c", ABI_FILE],
+                depends=[f"{CSRC}/focal_cpu.c", f"{CSRC}/segmentation_cpu.c", ABI_FILE],
                 define_macros=[("FK_ABI_VERSION", abi_version())],
                 extra_compile_args=COMMON_ARGS + ["-mavx2", "-mfma", "-mf16c"],
             )

@@ -23,9 +23,9 @@ the false-negative sums of the Dice and Tversky terms are exact there. The Tvers
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -57,13 +57,17 @@ __all__ = [
 VectorArg = float | int | Sequence[float] | Tensor | None
 
 
-class SegmentationTargets(NamedTuple):
+class SegmentationTargets:
     """Targets in one of the two forms: ``index`` (N, *spatial) int64 with ``valid`` (N, *spatial) bool, or
-    ``soft`` (N, C, *spatial) in the compute dtype (``valid`` None)."""
+    ``soft`` (N, C, *spatial) in the compute dtype (``valid`` None). ``valid`` (index != ignore_index) is formed on
+    first use: the fused kernel counts the valid pixels itself."""
 
-    index: Tensor | None
-    soft: Tensor | None
-    valid: Tensor | None
+    def __init__(self, index: Tensor | None, soft: Tensor | None, ignore_index: int | None = None) -> None:
+        self.index, self.soft, self.ignore_index = index, soft, ignore_index
+
+    @functools.cached_property
+    def valid(self) -> Tensor | None:
+        return None if self.index is None else self.index != self.ignore_index
 
 
 def compute_dtype(input: Tensor) -> torch.dtype:
@@ -101,8 +105,9 @@ def _index_shapes(input: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (n, *spatial), (n, 1, *spatial)
 
 
-def _as_indices(input: Tensor, target: Tensor, ignore_index: int) -> Tensor:
-    """Class indices (N, *spatial) as int64 from an (N, *spatial) or (N, 1, *spatial) tensor, checked."""
+def _as_indices(input: Tensor, target: Tensor, ignore_index: int, scan_values: bool) -> Tensor:
+    """Class indices (N, *spatial) as int64 from an (N, *spatial) or (N, 1, *spatial) tensor, checked (their range
+    only with ``scan_values``)."""
     flat, with_channel = _index_shapes(input)
     if tuple(target.shape) == with_channel and target.ndim == input.ndim:
         target = target.reshape(flat)
@@ -118,7 +123,8 @@ def _as_indices(input: Tensor, target: Tensor, ignore_index: int) -> Tensor:
         target = target.long()
     else:
         target = target.long()
-    check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
+    if scan_values:
+        check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
     return target
 
 
@@ -133,8 +139,12 @@ def _as_soft(input: Tensor, target: Tensor) -> Tensor:
     return target.to(compute_dtype(input))
 
 
-def resolve_targets(input: Tensor, target: object, to_onehot_y: object, ignore_index: int) -> SegmentationTargets:
-    """Validate the target against the logits and return it in one of the two forms (see the module docstring)."""
+def resolve_targets(input: Tensor, target: object, to_onehot_y: object, ignore_index: int, *,
+                    scan_indices: bool = True) -> SegmentationTargets:
+    """Validate the target against the logits and return it in one of the two forms (see the module docstring).
+
+    ``scan_indices=False`` leaves the range check of class indices to the fused kernel, which counts them in its own
+    pass (:func:`focalkit.functional._segmentation_stats.segmentation_statistics` raises the same error)."""
     target = check_tensor("target", target)
     check_same_device("target", target, input, "input")
     if to_onehot_y is not None:
@@ -159,9 +169,9 @@ def resolve_targets(input: Tensor, target: object, to_onehot_y: object, ignore_i
                 "mark channel 0 for index 0, the inverse of a 0/1 mask)",
                 describe(target),
             )
-        index = _as_indices(input, target, ignore_index)
-        return SegmentationTargets(index, None, index != ignore_index)
-    return SegmentationTargets(None, _as_soft(input, target), None)
+        index = _as_indices(input, target, ignore_index, scan_indices)
+        return SegmentationTargets(index, None, ignore_index)
+    return SegmentationTargets(None, _as_soft(input, target))
 
 
 def one_hot(index: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:

@@ -21,6 +21,7 @@ from ._segmentation import (
     pixel_count,
     resolve_targets,
 )
+from ._segmentation_stats import kernel_supported, segmentation_statistics
 from .sigmoid import sigmoid_focal_loss
 from .softmax import softmax_focal_loss
 
@@ -83,6 +84,12 @@ def dice_focal_loss(
     :func:`focalkit.sigmoid_focal_loss` (per element alpha_t w_c (1 - p_t)^gamma BCE), in MONAI's normalisation:
     ``"mean"`` divides its sum by N C' S (C' the classes that count, S the pixels; ignored pixels are not counted),
     ``"sum"`` averages over the pixels of each image and sums over images (and classes).
+
+    On CPU float32 / float16 / bfloat16 logits both terms come from one fused kernel pass (per-(image, class) sums
+    of the Dice term and per-image focal sums; :mod:`focalkit.functional._segmentation_stats`) and one more for the
+    gradient, the formulas running in float64 on the (N, C) sums; float64 logits, other devices and
+    ``torch.compile`` run the PyTorch formulation, with the same values. Under a softmax, the focal term of soft
+    (not exactly one-hot) targets runs through :func:`focalkit.softmax_focal_loss` beside the kernel.
 
     ``include_background=False`` drops channel 0 *after* the softmax, from both terms; ``alpha`` and ``weight``
     stay aligned with the remaining classes (C values, entry 0 dropped, or C - 1 values).
@@ -153,13 +160,19 @@ def dice_focal_loss(
     reduction = semantics.check_reduction(reduction, ("mean", "sum"))
     ignore_index = check_ignore_index(ignore_index)
     check_channels(input, softmax, include_background)
-    targets = resolve_targets(input, target, to_onehot_y, ignore_index)
+    fused = input.numel() > 0 and kernel_supported(input) and (lambda_dice > 0 or lambda_focal > 0)
+    # the fused kernel counts out-of-range class indices in its own pass (no separate scan of the target)
+    targets = resolve_targets(input, target, to_onehot_y, ignore_index, scan_indices=not fused)
     weight_vector = kept_class_vector("weight", weight, input, include_background, unit_range=False)
     alpha_value = segmentation_alpha(alpha, input, softmax, include_background)
 
     out_dtype = input.dtype if input.dtype in (torch.float32, torch.float64) else torch.float32
     if input.numel() == 0:
         return (input.sum() * 0.0).to(out_dtype)
+    if fused:
+        total = _fused(input, targets, softmax, include_background, alpha_value, gamma, weight_vector, lambda_dice,
+                       lambda_focal, smooth_nr, smooth_dr, batch, squared_pred, reduction, ignore_index)
+        return total.to(out_dtype)
     dtype = compute_dtype(input)
     x = input.to(dtype)
     first = 0 if include_background else 1
@@ -290,3 +303,87 @@ def _focal_term(
     if reduction == "sum":
         return loss / pixels
     return loss / (counts.sum() * kept).clamp(min=1.0)
+
+
+def _fused(
+    input: Tensor,
+    targets,
+    softmax: bool,
+    include_background: bool,
+    alpha: Tensor | float | None,
+    gamma: float,
+    weight: Tensor | None,
+    lambda_dice: float,
+    lambda_focal: float,
+    smooth_nr: float,
+    smooth_dr: float,
+    batch: bool,
+    squared_pred: bool,
+    reduction: str,
+    ignore_index: int,
+) -> Tensor:
+    """Both terms from the fused CPU kernel's statistics (:mod:`._segmentation_stats`), in float64 on the small
+    (N, C, 3) tensors; the focal term of soft (not one-hot) targets under a softmax runs through
+    :func:`focalkit.softmax_focal_loss` beside it. Same values as the PyTorch formulation."""
+    n, c = input.shape[:2]
+    first = 0 if include_background else 1
+    kept = c - first
+    # exactly one-hot float targets take the class-index path under a softmax (same values); such indices have no
+    # ignored pixel, so an ignore_index that no class can match is passed with them
+    hard_index = targets.index
+    kernel_ignore = ignore_index
+    if softmax and hard_index is None:
+        hard_index = one_hot_indices(targets.soft)
+        kernel_ignore = -1
+    target = hard_index if hard_index is not None else targets.soft
+    focal = None
+    if lambda_focal > 0 and (not softmax or hard_index is not None):
+        focal = _focal_weights(input, softmax, first, alpha, weight)
+    stats, focal_sums, counts, _ = segmentation_statistics(
+        input, target, softmax=softmax, mode="dice_squared" if squared_pred else "dice",
+        ignore_index=kernel_ignore, focal=focal, gamma=gamma)
+    parts = []
+    if lambda_dice > 0:
+        kept_stats = stats[:, first:]
+        if batch:
+            kept_stats = kept_stats.sum(0)
+        numerator, predicted, target_sum = kept_stats.unbind(-1)
+        dice = (numerator + (smooth_dr - smooth_nr)) / (predicted + target_sum + smooth_dr)
+        if weight is not None:
+            dice = dice * weight.to(dice.dtype)
+        parts.append(lambda_dice * (dice.mean() if reduction == "mean" else dice.sum()))
+    if lambda_focal > 0:
+        if focal is None:  # soft targets under a softmax
+            x = input.to(compute_dtype(input))
+            term = _focal_term(x, targets, None, softmax, first, alpha, gamma, weight, reduction, ignore_index)
+        elif reduction == "mean":
+            term = focal_sums.sum() / (counts.sum() * kept).clamp(min=1.0)
+        elif targets.index is not None:
+            term = (focal_sums / counts.clamp(min=1.0)).sum()
+        else:
+            term = focal_sums.sum() / pixel_count(input)
+        parts.append(lambda_focal * term)
+    return sum(parts[1:], parts[0])
+
+
+def _focal_weights(
+    input: Tensor, softmax: bool, first: int, alpha: Tensor | float | None, weight: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """The kernel's per-class focal weights over all C channels (0 for a dropped background): softmax
+    (alpha_c weight_c, None); sigmoid (the weights of positives alpha_c weight_c and of negatives
+    (1 - alpha_c) weight_c)."""
+    c = input.shape[1]
+    ones = torch.ones(c - first, dtype=torch.float32)
+    w = ones if weight is None else weight.to(torch.float32)
+    if softmax:
+        a = ones if alpha is None else alpha.to(torch.float32)
+        positive, negative = a * w, None
+    elif alpha is None:
+        positive, negative = w, w
+    else:
+        a = alpha.to(torch.float32) if isinstance(alpha, Tensor) else torch.full_like(ones, float(alpha))
+        positive, negative = a * w, (1.0 - a) * w
+    if first:
+        positive = torch.cat([positive.new_zeros(1), positive])
+        negative = None if negative is None else torch.cat([negative.new_zeros(1), negative])
+    return positive, negative

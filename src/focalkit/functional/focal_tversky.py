@@ -21,6 +21,7 @@ from ._segmentation import (
     one_hot,
     resolve_targets,
 )
+from ._segmentation_stats import kernel_supported, segmentation_statistics
 
 __all__ = ["focal_tversky_loss"]
 
@@ -59,6 +60,12 @@ def focal_tversky_loss(
     sums (each a log-sum-exp of log p or log(1 - p)), so it is exact where the prediction is nearly perfect, and
     the gradient is finite for every gamma > 0 at any logit (the factor (1 - TI)^(gamma - 1), infinite at a perfect
     prediction, is never formed; the gradient there is its limit, 0).
+
+    On CPU float32 / float16 / bfloat16 logits, TP, FN and FP are float64 sums of float32 probabilities from one
+    fused kernel pass (and one more for the gradient; :mod:`focalkit.functional._segmentation_stats`), and the
+    formula above runs on them in float64; where a pixel's logits spread beyond 50 (probabilities below e^-50 lose
+    float32's relative accuracy, and gamma < 1 magnifies them), and for float64 logits, other devices and
+    ``torch.compile``, the log-space formulation runs.
 
     Args:
         input: logits of shape (N, C, *spatial), any spatial rank.
@@ -104,7 +111,9 @@ def focal_tversky_loss(
     reduction = semantics.check_reduction(reduction)
     ignore_index = check_ignore_index(ignore_index)
     check_channels(input, softmax, include_background)
-    targets = resolve_targets(input, target, to_onehot_y, ignore_index)
+    fused = input.numel() > 0 and kernel_supported(input)
+    # the fused kernel counts out-of-range class indices in its own pass (no separate scan of the target)
+    targets = resolve_targets(input, target, to_onehot_y, ignore_index, scan_indices=not fused)
     weight_vector = kept_class_vector("weight", weight, input, include_background, unit_range=False)
 
     out_dtype = input.dtype if input.dtype in (torch.float32, torch.float64) else torch.float32
@@ -114,6 +123,63 @@ def focal_tversky_loss(
         shape = (c - first,) if batch else (n, c - first)
         terms = (input.sum() * 0.0).to(out_dtype).expand(shape)
         return terms if reduction == "none" else terms.sum()
+    terms = None
+    if fused:
+        terms = _fused_terms(input, targets, softmax, first, alpha, beta, gamma, smooth, batch, ignore_index)
+    if terms is None:
+        terms = _log_space_terms(input, targets, softmax, first, alpha, beta, gamma, smooth, batch)
+    if weight_vector is not None:
+        terms = terms * weight_vector.to(terms.dtype)
+    terms = terms.to(out_dtype)
+    if reduction == "none":
+        return terms
+    return terms.mean() if reduction == "mean" else terms.sum()
+
+
+def _fused_terms(
+    input: Tensor,
+    targets,
+    softmax: bool,
+    first: int,
+    alpha: float,
+    beta: float,
+    gamma: float,
+    smooth: float,
+    batch: bool,
+    ignore_index: int,
+) -> Tensor | None:
+    """(1 - TI)^gamma (N, C') or (C',) in float64 from TP, FN, FP of the fused CPU kernel
+    (:mod:`._segmentation_stats`), or None when a pixel's logits spread beyond the range where float32
+    probabilities keep their relative accuracy (the log-space formulation then runs)."""
+    target = targets.index if targets.index is not None else targets.soft
+    stats, _, _, extreme = segmentation_statistics(input, target, softmax=softmax, mode="tversky",
+                                                   ignore_index=ignore_index, focal=None, gamma=gamma)
+    if extreme:
+        return None
+    stats = stats[:, first:]
+    if batch:
+        stats = stats.sum(0)
+    tp, fn, fp = stats.unbind(-1)
+    error = alpha * fn + beta * fp
+    has_error = error > 0
+    # (E / (TP + E + s))^gamma through logarithms: finite, with a zero gradient where E = 0
+    log_ratio = torch.log(torch.where(has_error, error, torch.ones_like(error))) - torch.log(tp + error + smooth)
+    return torch.where(has_error, torch.exp(gamma * log_ratio), torch.zeros_like(error))
+
+
+def _log_space_terms(
+    input: Tensor,
+    targets,
+    softmax: bool,
+    first: int,
+    alpha: float,
+    beta: float,
+    gamma: float,
+    smooth: float,
+    batch: bool,
+) -> Tensor:
+    """(1 - TI)^gamma (N, C') or (C',) from the logarithms of TP, FN, FP (any dtype and device, any finite logit)."""
+    n, c = input.shape[:2]
     x = input.to(compute_dtype(input)).reshape(n, c, -1)
     log_p, log_q = class_log_probabilities(x, softmax)
     if targets.index is not None:
@@ -139,9 +205,4 @@ def focal_tversky_loss(
         terms = torch.where(has_error, torch.exp(gamma * safe), torch.zeros_like(log_tp))
     else:  # alpha = beta = 0: TI = 1 everywhere
         terms = torch.zeros_like(log_tp) + x.sum() * 0.0
-    if weight_vector is not None:
-        terms = terms * weight_vector.to(terms.dtype)
-    terms = terms.to(out_dtype)
-    if reduction == "none":
-        return terms
-    return terms.mean() if reduction == "mean" else terms.sum()
+    return terms

@@ -8,11 +8,16 @@ import torch
 from torch import Tensor
 
 from .._autograd import focal_loss_op
-from .._checks import check_floating, check_gamma, check_ignore_index, check_number, class_vector, describe, scalar_value
+from .._checks import (
+    check_class_indices, check_floating, check_gamma, check_ignore_index, check_number, class_vector, describe,
+    scalar_value,
+)
+from ..backends import counts_invalid_targets
 from ..errors import argument_error, type_error
 from ..semantics import check_label_smoothing, check_reduction
+from ..value_checks import value_checks_enabled
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._detection import check_dense_targets, check_loss_weight
+from ._detection import check_dense_target_values, check_dense_targets, check_loss_weight
 from ._reduction import check_normalizer, finish_reduction, reduce_elementwise, weighted_loss
 from .softmax import _check_target
 
@@ -48,7 +53,9 @@ def poly1_cross_entropy(
     ``F.cross_entropy`` for every combination of ``weight``, ``ignore_index``, ``label_smoothing`` and ``reduction``
     (except an empty or fully ignored batch, where ``F.cross_entropy`` returns NaN and focalkit 0). Computed in log
     space (fp16 / bf16 in fp32); for epsilon < 0 the loss is evaluated as a sum of non-negative terms, accurate also
-    where -log p_t and epsilon (1 - p_t) nearly cancel (p_t -> 1, epsilon = -1).
+    where -log p_t and epsilon (1 - p_t) nearly cancel (p_t -> 1, epsilon = -1). Class indices without label
+    smoothing run on the fused kernels (CPU, Triton: one pass of the softmax focal loss' kernel, loss and gradient);
+    probability targets and ``label_smoothing > 0`` are computed by the PyTorch back-end's closed form.
 
     Args:
         input: logits of shape (N, C) or (N, C, d1, ...), or (C,) for a single sample.
@@ -91,9 +98,15 @@ def poly1_cross_entropy(
     reduction = check_reduction(reduction)
     label_smoothing = check_label_smoothing(scalar_value(label_smoothing))
     ignore_index = check_ignore_index(ignore_index)
-    target = _check_target(input, target, ignore_index, scan_values=True)
+    target = _check_target(input, target, ignore_index, scan_values=False)
     weight_vector = None if weight is None else class_vector("weight", weight, input, check_unit_range=False)
     probabilities = target.is_floating_point()
+    # a back-end that counts invalid class indices in its own pass (the fused CPU kernel, class indices without
+    # smoothing) raises the same error; otherwise they are scanned here
+    kernel_counts = (not probabilities and label_smoothing == 0 and value_checks_enabled(target)
+                     and counts_invalid_targets("poly1_cross_entropy", input, target, {"class_weight": weight_vector}))
+    if not probabilities and not kernel_counts:
+        check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
 
     loss = focal_loss_op(
         "poly1_cross_entropy", input, target, tensors={"class_weight": weight_vector},
@@ -175,8 +188,10 @@ def poly1_focal_loss(
     reduction = check_reduction(reduction)
     if isinstance(targets, Tensor) and not targets.is_floating_point():
         raise type_error("targets", "float targets in [0, 1] of the inputs' shape", describe(targets))
-    targets = check_dense_targets("targets", targets, inputs, "float targets in [0, 1]")
+    targets = check_dense_targets("targets", targets, inputs, "float targets in [0, 1]", scan_values=False)
     alpha_pos, alpha_neg = sigmoid_alpha(alpha, inputs)
+    check_dense_target_values("poly1_focal", "targets", inputs, targets,
+                              {"alpha_pos": alpha_pos, "alpha_neg": alpha_neg})
     weight = check_loss_weight(weight, inputs, [tuple(inputs.shape)])
     check_normalizer(normalizer, reduction, False, inputs)
 

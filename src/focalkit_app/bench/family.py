@@ -147,6 +147,27 @@ def _monai_cases() -> list[Case]:
     ]
 
 
+def _monai_tversky_cases() -> list[Case]:
+    """MONAI's DiceFocalLoss (the reference of the segmentation speed target) and its TverskyLoss beside focalkit's
+    focal Tversky loss (MONAI has no focal Tversky loss; its TverskyLoss is gamma = 1, its alpha weighs the false
+    positives)."""
+    try:
+        from monai.losses import DiceFocalLoss, TverskyLoss
+    except ImportError:
+        return []
+    combined, tversky = DiceFocalLoss(softmax=True), TverskyLoss(softmax=True, alpha=0.3, beta=0.7)
+
+    def one_hot(index: Tensor, c: int) -> Tensor:
+        return F.one_hot(index, c).movedim(-1, 1).float()
+
+    return [
+        Case("MONAI DiceFocalLoss(softmax=True)", lambda x, t: combined(x, one_hot(t, x.shape[1])), "peer",
+             note="another loss: the reference of the speed target"),
+        Case("MONAI TverskyLoss(softmax=True, alpha=.3, beta=.7)", lambda x, t: tversky(x, one_hot(t, x.shape[1])),
+             "peer", note="gamma = 1: the Tversky loss without the focal exponent"),
+    ]
+
+
 def groups(quick: bool = False, compile_peers: bool = True) -> list[Group]:
     """The benchmark's groups; ``quick`` shrinks every input to about 65k logits."""
     import focalkit
@@ -202,6 +223,10 @@ def groups(quick: bool = False, compile_peers: bool = True) -> list[Group]:
         Group("dice_focal_loss (softmax, class indices)", (2 if quick else 8, 4, 128, 128), _classes, [
             *_focalkit(lambda x, t: focalkit.dice_focal_loss(x, t)),
             *_monai_cases(),
+        ]),
+        Group("focal_tversky_loss (softmax, class indices)", (2 if quick else 8, 4, 128, 128), _classes, [
+            *_focalkit(lambda x, t: focalkit.focal_tversky_loss(x, t)),
+            *_monai_tversky_cases(),
         ]),
     ]
 

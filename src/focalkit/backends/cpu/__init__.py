@@ -2,10 +2,11 @@
 
 It runs ``sigmoid_focal`` and ``softmax_focal`` (both also as the reduced focal loss, ``reduced_threshold``), the
 logistic family (``quality_focal``, ``varifocal``, ``gaussian_focal``, ``asymmetric``, ``poly1_focal``: one
-elementwise kernel with a loss code) and the per-row ``distribution_focal`` on CPU tensors of dtype float32, float16
-or bfloat16, with class-index or float targets where the op takes them, when the compiled library was built
-(``library.available()``). :data:`IMPLEMENTS` (the ops and optional arguments it has) and :func:`unsupported` (the
-inputs it cannot run) are the only places that state its capabilities.
+elementwise kernel with a loss code, ``poly1_focal`` with epsilon >= 0 on the sigmoid focal kernel's loop),
+``poly1_cross_entropy`` (the softmax kernel with the poly term) and the per-row ``distribution_focal`` on CPU tensors
+of dtype float32, float16 or bfloat16, with class-index or float targets where the op takes them, when the compiled
+library was built (``library.available()``). :data:`IMPLEMENTS` (the ops and optional arguments it has) and
+:func:`unsupported` (the inputs it cannot run) are the only places that state its capabilities.
 
 Example:
     >>> from focalkit.backends import cpu
@@ -33,6 +34,8 @@ IMPLEMENTS = {
     "gaussian_focal": ("gaussian", ()),
     "asymmetric": ("asymmetric", ()),
     "poly1_focal": ("poly", ("alpha_pos", "alpha_neg")),
+    # the softmax kernel with the poly term (class indices; probability targets and label smoothing: see the module)
+    "poly1_cross_entropy": ("poly_cross_entropy", ("class_weight",)),
     "distribution_focal": ("distribution", ()),
 }
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)

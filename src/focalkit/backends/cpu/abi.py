@@ -5,4 +5,4 @@
 changes.
 """
 
-ABI_VERSION = 4
+ABI_VERSION = 5

@@ -2,8 +2,8 @@ r"""Fused CPU multi-label Asymmetric Loss: loss and gradient in one pass of the 
 (op ``asymmetric``).
 
 Per element, p = sigmoid(x), target y in [0, 1], margin m >= 0, p_m = max(p - m, 0), s+ = softplus(x),
-s- = softplus(-x), all in float32 (``fk_asymmetric_elem`` of ``csrc/focal_cpu.c``, the closed form of
-:mod:`focalkit.backends.pytorch.asymmetric`):
+s- = softplus(-x), all in float32 (``fk_asymmetric_elem`` and ``fk_asymmetric_binary_elem`` of
+``csrc/focal_cpu.c``, the closed form of :mod:`focalkit.backends.pytorch.asymmetric`):
 
 .. math::
 
@@ -13,8 +13,14 @@ s- = softplus(-x), all in float32 (``fk_asymmetric_elem`` of ``csrc/focal_cpu.c`
         + (1 - y)\, p_m^{\gamma_-} p (1 - p) \left[\gamma_-\, \frac{-\log(1 - p_m)}{p_m} + \frac{1}{(1 - p) + m}\right]
 
 (for m = 0 the negative part is e^{-\gamma_- s_-} (\gamma_- (1 - p) s_+ + p)); 1 - p_m = (1 - p) + m, -log(1 - p_m)
-is -log1p(-p_m) below p_m = 1/2, the ratio takes its limit 1 at p_m = 0, and ``detach_focal_weight`` treats both
-focusing weights as constants in the gradient.
+is -log1p(-p_m) where 1 - p_m > sqrt(1/2) (log(1 - p_m) from its exponent and mantissa elsewhere), the ratio takes
+its limit 1 at p_m = 0, and ``detach_focal_weight`` treats both focusing weights as constants in the gradient.
+
+The kernel runs loops compiled for what a call needs: clip m > 0 or not, gamma_+ = 0 (no positive weight) or not,
+gamma_- an integer up to 15 (p_m^gamma_- by multiplications, and gamma_- p_m^(gamma_- - 1) in the gradient) or not;
+for gamma_+ = 0, m > 0 and the exact gradient (the paper's setting), chunks of 256 elements whose targets are all
+0 or 1 take a loop with one logarithm per element (-log p for y = 1, -log(1 - p_m) for y = 0) and gamma_- in 0..8
+as a compile-time power. All give the numbers of the general loop up to float32 rounding.
 
 Reference:
     T. Ridnik, E. Ben-Baruch et al., "Asymmetric Loss For Multi-Label Classification", ICCV 2021, arXiv:2009.14119,

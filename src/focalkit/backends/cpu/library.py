@@ -25,7 +25,8 @@ import torch
 
 from .abi import ABI_VERSION
 
-__all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel_for", "load_error"]
+__all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel_for", "load_error",
+           "scratch_pointer"]
 
 
 CHUNK = 256  # must match FK_CHUNK in focal_cpu.c
@@ -45,6 +46,33 @@ _pool_size = 0
 
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
+
+
+# The exported kernels and their argument types (csrc/focal_cpu.c); each returns an int64 count of invalid targets.
+_SIGNATURES = {
+    "fk_sigmoid_focal": [
+        _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
+        _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
+    ],
+    "fk_poly1_focal": [
+        _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_float, _I64, _I64, _I64, _I64, _I64,
+        _P, _P, _P,
+    ],
+    "fk_softmax_focal": [
+        _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
+        _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
+    ],
+    "fk_poly1_cross_entropy": [
+        _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
+    ],
+    "fk_logistic_family": [
+        ctypes.c_int, _P, _P, ctypes.c_int, _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, _I64, ctypes.c_int,
+        _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
+    ],
+    "fk_distribution_focal": [
+        _P, ctypes.c_int, _P, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
+    ],
+}
 
 
 def _cpu_has_avx2_fma() -> bool:
@@ -84,25 +112,14 @@ def _load() -> None:
             except OSError as exc:
                 errors.append(f"{path.name}: {exc}")
                 continue
-            handle.fk_sigmoid_focal.argtypes = [
-                _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
-                _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
-            ]
-            handle.fk_sigmoid_focal.restype = ctypes.c_int64
-            handle.fk_softmax_focal.argtypes = [
-                _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
-                _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
-            ]
-            handle.fk_softmax_focal.restype = ctypes.c_int64
-            handle.fk_logistic_family.argtypes = [
-                ctypes.c_int, _P, _P, ctypes.c_int, _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, _I64, ctypes.c_int,
-                _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
-            ]
-            handle.fk_logistic_family.restype = ctypes.c_int64
-            handle.fk_distribution_focal.argtypes = [
-                _P, ctypes.c_int, _P, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
-            ]
-            handle.fk_distribution_focal.restype = ctypes.c_int64
+            try:
+                for symbol, argtypes in _SIGNATURES.items():
+                    function = getattr(handle, symbol)
+                    function.argtypes = argtypes
+                    function.restype = ctypes.c_int64
+            except AttributeError as exc:  # a library built from other sources with the same ABI number
+                errors.append(f"{path.name}: {exc}")
+                continue
             _lib, _isa = handle, name
             return
         _load_error = "; ".join(errors) if errors else "no compiled kernel library found next to library.py"
@@ -143,6 +160,20 @@ def _get_pool(n: int) -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="focalkit-cpu")
             _pool_size = n
         return _pool
+
+
+_SCRATCH = threading.local()
+
+
+def scratch_pointer(floats: int) -> int:
+    """Address of a float32 scratch buffer of at least ``floats`` values, one per thread, kept across calls: a
+    kernel's per-chunk workspace. Allocating it inside every piece of a parallel call (a torch call on a pool thread)
+    costs more than a small piece."""
+    buffer = getattr(_SCRATCH, "buffer", None)
+    if buffer is None or buffer.numel() < floats:
+        buffer = torch.empty(floats, dtype=torch.float32)
+        _SCRATCH.buffer = buffer
+    return buffer.data_ptr()
 
 
 def parallel_for(total: int, work: Callable[[int, int], int], min_parallel: int = MIN_PARALLEL) -> int:

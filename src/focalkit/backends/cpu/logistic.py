@@ -75,7 +75,7 @@ def _raise_bad_targets(targets: Tensor, c: int, ignore_index: int | None, count:
 
 def run(op: str, logits: Tensor, targets: Tensor, *, params: Sequence[float], element: Tensor | None = None,
         alpha_pos: Tensor | None = None, alpha_neg: Tensor | None = None, ignore_index: int | None = None,
-        reduce_sum: bool, compute_grad: bool) -> tuple[Tensor, Tensor | None]:
+        reduce_sum: bool, compute_grad: bool, poly1_sigmoid_kernel: bool = False) -> tuple[Tensor, Tensor | None]:
     """Loss and d loss_i / d x_i of one logistic-family op in one pass of the fused CPU kernel.
 
     Args:
@@ -90,6 +90,9 @@ def run(op: str, logits: Tensor, targets: Tensor, *, params: Sequence[float], el
         ignore_index: index-target value of ignored rows, or None.
         reduce_sum: return the 0-d float32 sum (float64 block partials added in order).
         compute_grad: also return the gradient in the logits' dtype; otherwise None and no gradient work.
+        poly1_sigmoid_kernel: ``poly1_focal`` with epsilon >= 0 only: run ``fk_poly1_focal``, the sigmoid focal
+            kernel's specialised loops (binary targets, gamma == 2, alpha or not) plus the poly term, instead of the
+            family kernel (which also serves epsilon < 0).
 
     Returns:
         ``(loss, grad)``: float32 logits-shaped loss (or 0-d sum) and the logits-shaped gradient or None.
@@ -139,9 +142,18 @@ def run(op: str, logits: Tensor, targets: Tensor, *, params: Sequence[float], el
     gp = grad.data_ptr() if grad is not None else None
     sp = sums.data_ptr() if sums is not None else None
 
-    def work(start: int, end: int) -> int:
-        return lib.fk_logistic_family(code, pp, xp, xdt, tp, tdt, ep, edt, app, anp, ign, int(has_ignore), n, c, s,
-                                      start, end, lp, gp, sp)
+    if poly1_sigmoid_kernel:
+        if op != "poly1_focal" or values[1] < 0:
+            raise InvalidArgumentError(f"poly1_sigmoid_kernel: expected poly1_focal with epsilon >= 0, got {op} "
+                                       f"with params {values}")
+        gamma, epsilon = values[0], values[1]
+
+        def work(start: int, end: int) -> int:
+            return lib.fk_poly1_focal(xp, xdt, tp, tdt, app, anp, gamma, epsilon, n, c, s, start, end, lp, gp, sp)
+    else:
+        def work(start: int, end: int) -> int:
+            return lib.fk_logistic_family(code, pp, xp, xdt, tp, tdt, ep, edt, app, anp, ign, int(has_ignore), n, c,
+                                          s, start, end, lp, gp, sp)
 
     bad = cpu_lib.parallel_for(total, work)
     if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background

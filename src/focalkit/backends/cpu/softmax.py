@@ -30,6 +30,8 @@ Reference:
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
@@ -39,7 +41,7 @@ from ..._targets import ncs
 from ...value_checks import value_checks_enabled
 from . import library as cpu_lib
 
-__all__ = ["forward"]
+__all__ = ["forward", "run_rows"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -69,7 +71,33 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
         >>> loss, grad = forward(x, t, weight=None, alpha=None, gamma=2.0, ignore_index=-100,
         ...     reduce_sum=False, compute_grad=True)
     """
+    wt = None
+    if weight is not None or alpha is not None:
+        c = int(logits.shape[0] if logits.ndim == 1 else logits.shape[1])
+        wt = torch.ones(c, dtype=torch.float32)
+        if weight is not None:
+            wt = wt * weight.detach().to(device="cpu", dtype=torch.float32).reshape(c)
+        if alpha is not None:
+            wt = wt * alpha.detach().to(device="cpu", dtype=torch.float32).reshape(c)
     lib = cpu_lib.lib()
+    g, th = float(gamma), float(reduced_threshold)
+    return run_rows(lambda xp, xdt, tp, wp, ign, has_ignore, n, c, s, start, end, lp, gp, sp, scratch:
+                    lib.fk_softmax_focal(xp, xdt, tp, wp, g, th, ign, has_ignore, n, c, s, start, end, lp, gp, sp,
+                                         scratch),
+                    logits, targets, wt, ignore_index, reduce_sum, compute_grad)
+
+
+def run_rows(kernel: Callable[..., int], logits: Tensor, targets: Tensor, row_weight: Tensor | None,
+             ignore_index: int | None, reduce_sum: bool, compute_grad: bool) -> tuple[Tensor, Tensor | None]:
+    """Run a per-row softmax kernel of ``csrc/focal_cpu.c`` over the columns (n, :, s) of logits viewed as (N, C, S),
+    split over threads, and raise the standard error for class indices the kernel found out of range.
+
+    ``kernel(xp, xdt, tp, wp, ignore_index, has_ignore, N, C, S, start, end, loss, grad, block_sums, scratch)`` calls
+    the C function on columns [start, end) with the arguments that are not listed here already bound; it returns the
+    number of out-of-range targets. ``row_weight``: per-class weights (C,) or None. Returns the contract's
+    ``(loss, grad)``: float32 per-row losses of the targets' shape (or the 0-d sum of the float64 block partials, added
+    in order) and the gradient in the logits' shape and dtype (or None).
+    """
     shape = logits.shape
     x = logits.detach().contiguous()
     if x.ndim == 1:
@@ -80,14 +108,7 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
     t = targets.detach().to(torch.int64).contiguous()
     if t.numel() != cols:
         raise InvalidArgumentError(f"targets: expected {cols} class indices for logits of shape {tuple(shape)}, got {t.numel()}")
-    wt = None
-    if weight is not None or alpha is not None:
-        wt = torch.ones(c, dtype=torch.float32)
-        if weight is not None:
-            wt = wt * weight.detach().to(device="cpu", dtype=torch.float32).reshape(c)
-        if alpha is not None:
-            wt = wt * alpha.detach().to(device="cpu", dtype=torch.float32).reshape(c)
-        wt = wt.contiguous()
+    wt = None if row_weight is None else row_weight.detach().to(device="cpu", dtype=torch.float32).contiguous()
 
     loss = None if reduce_sum else torch.empty(targets.shape, dtype=torch.float32)
     grad = torch.empty(shape, dtype=x.dtype) if compute_grad else None
@@ -101,14 +122,11 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
     lp = loss.data_ptr() if loss is not None else None
     gp = grad.data_ptr() if grad is not None else None
     sp = sums.data_ptr() if sums is not None else None
-    g = float(gamma)
-    th = float(reduced_threshold)
     scratch_len = 2 * c * (cpu_lib.CHUNK if s > 1 else 1)
 
     def work(start: int, end: int) -> int:
-        scratch = torch.empty(scratch_len, dtype=torch.float32)
-        return lib.fk_softmax_focal(xp, xdt, tp, wp, g, th, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp,
-                                    scratch.data_ptr())
+        return kernel(xp, xdt, tp, wp, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp,
+                      cpu_lib.scratch_pointer(scratch_len))
 
     # parallelise over columns; a column costs about C elements of work
     bad = cpu_lib.parallel_for(cols, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // max(c, 1)))

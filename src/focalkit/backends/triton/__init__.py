@@ -1,11 +1,12 @@
 """The Triton back-end: fused loss + gradient kernels for CUDA tensors (loaded only when used).
 
-It runs ``sigmoid_focal`` and ``softmax_focal`` (both also as the reduced focal loss, ``reduced_threshold``) and the
+It runs ``sigmoid_focal`` and ``softmax_focal`` (both also as the reduced focal loss, ``reduced_threshold``), the
 family ``quality_focal``, ``varifocal``, ``gaussian_focal``, ``distribution_focal``, ``asymmetric`` and
-``poly1_focal`` on float32, float16 and bfloat16 logits on a CUDA device (the elementwise losses share one kernel,
-:mod:`focalkit.backends.triton.logistic`). With ``TRITON_INTERPRET=1`` Triton's interpreter runs the same kernels
-on CPU tensors; the dispatcher then uses it only when it is forced (``backend="triton"`` or
-``FOCALKIT_BACKEND=triton``), never by ``"auto"``. Nothing here imports Triton until a kernel module is loaded.
+``poly1_focal`` and, on the softmax kernel, ``poly1_cross_entropy``, on float32, float16 and bfloat16 logits on a CUDA
+device (the elementwise losses share one kernel, :mod:`focalkit.backends.triton.logistic`). With
+``TRITON_INTERPRET=1`` Triton's interpreter runs the same kernels on CPU tensors; the dispatcher then uses it only
+when it is forced (``backend="triton"`` or ``FOCALKIT_BACKEND=triton``), never by ``"auto"``. Nothing here imports
+Triton until a kernel module is loaded.
 
 Example:
     >>> from focalkit.backends import triton
@@ -36,6 +37,8 @@ IMPLEMENTS = {
     "distribution_focal": ("distribution", ()),
     "asymmetric": ("asymmetric", ()),
     "poly1_focal": ("poly", ("alpha_pos", "alpha_neg")),
+    # the softmax kernel with the poly term (class indices; probability targets and label smoothing: see the module)
+    "poly1_cross_entropy": ("poly_cross_entropy", ("class_weight",)),
 }
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # The distribution focal kernel holds a row's bins (dim 1) in one tile: its widest row.

@@ -25,6 +25,11 @@ Reduced focal loss (``reduced_threshold`` th in (0, 1]; Sergievskiy & Ponamarev 
 becomes the effective gamma (``gamma`` where ``p_t >= th``, 0 below: the cross-entropy's gradient there), as in
 :mod:`focalkit.backends.triton.sigmoid`; a compile-time switch leaves the kernel without the option unchanged.
 
+Poly-1 cross-entropy (``POLY``, used by :mod:`focalkit.backends.triton.poly_cross_entropy`; gamma = 0): the loss is
+``w_t (-l + epsilon u)`` (for epsilon < 0, ``(1 + epsilon) (-l) + (-epsilon) g(-l)`` with ``g(s) = s - (1 - e^{-s})
+>= 0``, non-negative terms) and ``A = w_t u ((1 + epsilon) - epsilon u)`` (= ``w_t u (1 + epsilon p_t)``), with the
+same gradient layout; a compile-time switch leaves the focal kernel unchanged.
+
 Layout: logits viewed as (N, C, S) with any strides (class stride = ``stride(1)``; no transpose is made for S > 1).
 A program owns ``BLOCK_N x BLOCK_S`` rows and walks the classes in chunks of ``BLOCK_C``:
 
@@ -47,9 +52,10 @@ import triton.language as tl
 
 from ..._targets import ncs
 
+from .logistic import _excess
 from .sigmoid import _NO_IGNORE, _device_guard, _log1p, _modulating_factor, _next_pow2, _reduced_scalars
 
-__all__ = ["forward"]
+__all__ = ["forward", "launch"]
 
 # Rows x classes per program, and the widest class chunk; wider C is processed in a loop (online softmax).
 _TILE = 2048
@@ -78,9 +84,12 @@ def _softmax_focal_fwd_kernel(
     reduced_bound,
     ignore_index,
     n_sblocks,
+    epsilon,
     HAS_WEIGHT: tl.constexpr,
     HAS_ALPHA: tl.constexpr,
     REDUCED: tl.constexpr,
+    POLY: tl.constexpr,
+    EPSILON_NONNEGATIVE: tl.constexpr,
     REDUCE: tl.constexpr,
     COMPUTE_GRAD: tl.constexpr,
     ONE_TILE: tl.constexpr,
@@ -149,7 +158,14 @@ def _softmax_focal_fwd_kernel(
     if HAS_WEIGHT:
         aw = aw * tl.load(w_ptr + tt, mask=valid, other=0.0).to(tl.float32)
     aw = tl.where(valid, aw, 0.0)
-    loss = -(aw * ug) * log_pt
+    if POLY:
+        ce = -log_pt
+        if EPSILON_NONNEGATIVE:
+            loss = aw * (ce + epsilon * u)
+        else:
+            loss = aw * ((1.0 + epsilon) * ce + (-epsilon) * _excess(ce))
+    else:
+        loss = -(aw * ug) * log_pt
 
     if REDUCE:
         tl.store(loss_ptr + pid, tl.sum(tl.where(row_mask, loss, 0.0)))
@@ -157,7 +173,10 @@ def _softmax_focal_fwd_kernel(
         tl.store(loss_ptr + n * S + s, loss, mask=row_mask)
 
     if COMPUTE_GRAD:
-        big_a = aw * ug * (u - g_eff * p_t * log_pt)
+        if POLY:
+            big_a = aw * u * ((1.0 + epsilon) - epsilon * u)
+        else:
+            big_a = aw * ug * (u - g_eff * p_t * log_pt)
         k = big_a / tl.where(has_oth, s_oth, 1.0)
         k = tl.where(has_oth, k, 0.0)
         g_row = grad_ptr + (n * C) * S + s  # grad is contiguous (N, C, S)
@@ -218,6 +237,15 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, weight: torch.Tensor
         Sergievskiy & Ponamarev, "Reduced Focal Loss: 1st Place Solution to xView object detection in Satellite
         Imagery", arXiv:1903.01347 (``reduced_threshold``).
     """
+    return launch(logits, targets, weight=weight, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
+                  reduce_sum=reduce_sum, compute_grad=compute_grad, reduced_threshold=reduced_threshold)
+
+
+def launch(logits: torch.Tensor, targets: torch.Tensor, *, weight: torch.Tensor | None, alpha: torch.Tensor | None,
+           gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool, reduced_threshold: float = 0.0,
+           poly_epsilon: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run the softmax kernel: the focal loss (:func:`forward`'s arguments), or with ``poly_epsilon`` the Poly-1
+    cross-entropy (gamma and ``reduced_threshold`` must then be 0)."""
     shape = logits.shape
     device = logits.device
     n, c, s = ncs(shape)
@@ -262,9 +290,12 @@ def forward(logits: torch.Tensor, targets: torch.Tensor, *, weight: torch.Tensor
             reduced_bound,
             _NO_IGNORE if ignore_index is None else int(ignore_index),
             n_sblocks,
+            0.0 if poly_epsilon is None else float(poly_epsilon),
             HAS_WEIGHT=weight is not None,
             HAS_ALPHA=alpha is not None,
             REDUCED=bool(reduced_threshold),
+            POLY=poly_epsilon is not None,
+            EPSILON_NONNEGATIVE=poly_epsilon is None or poly_epsilon >= 0,
             REDUCE=bool(reduce_sum),
             COMPUTE_GRAD=bool(compute_grad),
             ONE_TILE=_next_pow2(c) <= block_c,

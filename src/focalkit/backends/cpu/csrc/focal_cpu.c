@@ -1,11 +1,12 @@
 /*
- * focalkit fused CPU kernels: sigmoid and softmax focal loss, the logistic family (quality focal, varifocal,
- * Gaussian focal, asymmetric, Poly-1 focal: one kernel with a loss code) and the distribution focal loss, each
- * with its gradient in one pass.
+ * focalkit fused CPU kernels: sigmoid and softmax focal loss, the Poly-1 focal loss (epsilon >= 0, on the sigmoid
+ * loop) and the Poly-1 cross-entropy (on the softmax pass), the logistic family (quality focal, varifocal, Gaussian
+ * focal, asymmetric, Poly-1 focal: one kernel with a loss code; the asymmetric loss with its own specialised loops)
+ * and the distribution focal loss, each with its gradient in one pass.
  *
  * Plain C99 (plus GCC/Clang vector-friendly idioms), no dependency on Python or torch: the library is
  * loaded with ctypes and called on raw data pointers (see focalkit/backends/cpu/sigmoid.py, softmax.py,
- * logistic.py and distribution.py).
+ * logistic.py, poly_cross_entropy.py and distribution.py).
  *
  * Numerics (docs/CONTRACT.md, "Kernel contract"): all math in float32; exp and log are written out
  * here as branch-free polynomials (Cephes-style range reduction) so that the compiler vectorises them
@@ -41,7 +42,7 @@ static inline float fk_asfloat(int32_t i) { float f; memcpy(&f, &i, 4); return f
 static inline int32_t fk_asint(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
 
 /* exp(x) for x <= ~88; result flushed to 0 below 2^-126 (x < -87.33). */
-static inline float fk_exp(float x) {
+static inline __attribute__((always_inline)) float fk_exp(float x) {
     x = x < -88.0f ? -88.0f : x;
     x = x > 88.0f ? 88.0f : x;
     float t = x * 1.44269504088896341f;
@@ -63,7 +64,7 @@ static inline float fk_exp(float x) {
 }
 
 /* log(1 + e) for e in [-1/2, 1]: 2 atanh(s), s = e / (2 + e) in [-1/3, 1/3]. */
-static inline float fk_log1p01(float e) {
+static inline __attribute__((always_inline)) float fk_log1p01(float e) {
     float s = e / (2.0f + e);
     float s2 = s * s;
     float p = 1.0f / 15.0f;
@@ -77,7 +78,7 @@ static inline float fk_log1p01(float e) {
 }
 
 /* log(a) for a > 0 normal. */
-static inline float fk_log(float a) {
+static inline __attribute__((always_inline)) float fk_log(float a) {
     int32_t ia = fk_asint(a) - 0x3f3504f3; /* offset so that the mantissa lands in [sqrt(.5), sqrt(2)) */
     int32_t k = ia >> 23;
     int32_t mb = (ia & 0x007fffff) + 0x3f3504f3;
@@ -248,6 +249,84 @@ static void fk_sigmoid_chunk(int n, const float *restrict x, const float *restri
     }
 }
 
+/* Poly-1 focal loss for eps >= 0 over one chunk, with the sigmoid body's specialisations (binary, has_at, square)
+ * and its u, log u and r = p (1 - p) / u; a sum of non-negative terms:
+ *   L = u^g (a_t CE + eps u),  dL/dx = a_t u^g (dCE + g (1 - 2y) r CE) + eps (g + 1) u^g (1 - 2y) p (1 - p),
+ * using r u = p (1 - p) = q e q. The poly term is not alpha-weighted. */
+static inline __attribute__((always_inline)) void
+fk_poly1_body(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g, float eps,
+              const int want_grad, const int binary, const int has_at, const int square, float *restrict loss,
+              float *restrict grad) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        float xi = x[i], yi = y[i];
+        float ax = xi < 0.0f ? -xi : xi;
+        float e = fk_exp(-ax);
+        float l = fk_log1p01(e);
+        float q = 1.0f / (1.0f + e);
+        float eq = e * q;
+        int nonneg = xi >= 0.0f;
+        float pm = nonneg ? q : eq;      /* p */
+        float pc = nonneg ? eq : q;      /* 1 - p */
+        float ym = 1.0f - yi;
+        float yc = nonneg ? yi : ym;
+        float ycomp = nonneg ? ym : yi;
+        float ce = (nonneg ? xi * ym : -xi * yi) + l;
+        float logu, r, u;
+        if (binary) {
+            int small = ycomp == 0.0f;
+            logu = small ? -ax - l : -l;
+            r = small ? q : eq;
+            u = small ? eq : q;
+        } else {
+            float A = e * yc + ycomp;
+            int small = ycomp == 0.0f;
+            float la0 = fk_log(small ? 1.0f : A);
+            float la = small ? -ax : la0;
+            logu = la - l;
+            float rr = eq / (small ? 1.0f : A);
+            r = small ? q : rr;
+            u = q * A;
+        }
+        float ug = square ? u * u : fk_exp(g * logu);
+        float w = has_at ? at[i] * ug : ug;
+        float pu = eps * ug; /* the poly term's weight eps u^g */
+        loss[i] = w * ce + pu * u;
+        if (want_grad) {
+            float dce = pm * ym - pc * yi;
+            float sgn = 1.0f - 2.0f * yi;
+            grad[i] = w * (dce + g * sgn * r * ce) + pu * (g + 1.0f) * sgn * (q * eq);
+        }
+    }
+}
+
+/* Its variants: one out-of-line function each (inlined into one switch, GCC leaves most of the loops scalar). */
+typedef void (*fk_poly1_fn)(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
+                            float eps, float *restrict loss, float *restrict grad);
+#define FK_POLY1_DEFINE(WG, BI, HA, SQ)                                                                            \
+    static __attribute__((noinline)) void fk_poly1_##WG##BI##HA##SQ(int n, const float *restrict x,              \
+                                                                     const float *restrict y,                     \
+                                                                     const float *restrict at, float g, float eps, \
+                                                                     float *restrict loss, float *restrict grad) { \
+        fk_poly1_body(n, x, y, at, g, eps, WG, BI, HA, SQ, loss, grad);                                          \
+    }
+#define FK_POLY1_DEFINE_WG(WG)                                                                                     \
+    FK_POLY1_DEFINE(WG, 0, 0, 0) FK_POLY1_DEFINE(WG, 0, 0, 1) FK_POLY1_DEFINE(WG, 0, 1, 0)                       \
+    FK_POLY1_DEFINE(WG, 0, 1, 1) FK_POLY1_DEFINE(WG, 1, 0, 0) FK_POLY1_DEFINE(WG, 1, 0, 1)                       \
+    FK_POLY1_DEFINE(WG, 1, 1, 0) FK_POLY1_DEFINE(WG, 1, 1, 1)
+FK_POLY1_DEFINE_WG(0)
+FK_POLY1_DEFINE_WG(1)
+#define FK_POLY1_ROW(WG)                                                                                           \
+    fk_poly1_##WG##000, fk_poly1_##WG##001, fk_poly1_##WG##010, fk_poly1_##WG##011, fk_poly1_##WG##100,           \
+        fk_poly1_##WG##101, fk_poly1_##WG##110, fk_poly1_##WG##111
+static const fk_poly1_fn fk_poly1_variants[2][8] = {{FK_POLY1_ROW(0)}, {FK_POLY1_ROW(1)}};
+
+static void fk_poly1_chunk(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
+                           float eps, int want_grad, int binary, float *restrict loss, float *restrict grad) {
+    int variant = (binary ? 4 : 0) | (at ? 2 : 0) | (g == 2.0f ? 1 : 0);
+    fk_poly1_variants[want_grad ? 1 : 0][variant](n, x, y, at, g, eps, loss, grad);
+}
+
 static double fk_sum_chunk(int n, const float *v) {
     double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
@@ -311,14 +390,13 @@ static void fk_alpha_t(int64_t i0, int n, int64_t C, int64_t S, const float *ap,
  * ap, an: per-class alpha (C,) or NULL (weight 1). loss_out: per-element float32 or NULL.
  * grad_out: gradient in dtype xdt or NULL. block_sums: when not NULL, block_sums[b] += sum of losses of
  * global block b = flat_index / FK_BLOCK (start must then be a multiple of FK_BLOCK).
- * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss.
+ * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss (fk_sigmoid_focal; the driver takes
+ * its scalars, and poly / eps for fk_poly1_focal).
  */
-FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an,
-                               float gamma, double reduced_threshold, int64_t ignore_index, int has_ignore, int64_t N,
-                               int64_t C, int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
-                               double *block_sums) {
-    (void)N;
-    const fk_reduced red = fk_reduced_scalars(reduced_threshold);
+static inline __attribute__((always_inline)) int64_t
+fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an, float gamma,
+                  const fk_reduced red, int poly, float eps, int64_t ignore_index, int has_ignore, int64_t C, int64_t S,
+                  int64_t start, int64_t end, float *loss_out, void *grad_out, double *block_sums) {
     float xbuf[FK_CHUNK], ybuf[FK_CHUNK], at[FK_CHUNK], lbuf[FK_CHUNK], gbuf[FK_CHUNK];
     const int want_grad = grad_out != NULL;
     const int64_t CS = C * S;
@@ -386,7 +464,9 @@ FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int 
             bad += nbad;
             if (ap) fk_alpha_t(i0, n, C, S, ap, an, y, at);
         }
-        if (red.on)
+        if (poly)
+            fk_poly1_chunk(n, x, y, has_at ? at : NULL, gamma, eps, want_grad, binary, loss, grad);
+        else if (red.on)
             fk_sigmoid_chunk_reduced(n, x, y, has_at ? at : NULL, gamma, red.lth, red.bound, want_grad, binary, loss,
                                      grad);
         else
@@ -397,6 +477,54 @@ FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int 
     return bad;
 }
 
+FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an,
+                                   float gamma, double reduced_threshold, int64_t ignore_index, int has_ignore,
+                                   int64_t N, int64_t C, int64_t S, int64_t start, int64_t end, float *loss_out,
+                                   void *grad_out, double *block_sums) {
+    (void)N;
+    return fk_sigmoid_driver(xp, xdt, tp, tdt, ap, an, gamma, fk_reduced_scalars(reduced_threshold), 0, 0.0f,
+                             ignore_index, has_ignore, C, S, start, end, loss_out, grad_out, block_sums);
+}
+
+/*
+ * Poly-1 focal loss for epsilon >= 0 (the sigmoid focal loss plus eps (1 - p_t)^(gamma + 1), see fk_poly1_body)
+ * over flat elements [start, end) of float targets of the logits' shape (tdt FK_F32/FK_F16/FK_BF16). The other
+ * arguments and the return value are those of fk_sigmoid_focal. epsilon < 0 takes the logistic family's
+ * FK_POLY1 path, which keeps a_t s + eps (1 - e^{-s}) free of cancellation.
+ */
+FK_EXPORT int64_t fk_poly1_focal(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an,
+                                 float gamma, float epsilon, int64_t N, int64_t C, int64_t S, int64_t start,
+                                 int64_t end, float *loss_out, void *grad_out, double *block_sums) {
+    (void)N;
+    return fk_sigmoid_driver(xp, xdt, tp, tdt, ap, an, gamma, fk_reduced_scalars(0.0), 1, epsilon, 0, 0, C, S,
+                             start, end, loss_out, grad_out, block_sums);
+}
+
+/* g(s) = s - (1 - e^{-s}) >= 0, given om = 1 - e^{-s} (= 1 - p for s = spn, p for s = spp): a Taylor series
+ * below s = 0.1, else the difference (poly.py `excess`). */
+static inline __attribute__((always_inline)) float fk_excess(float s, float om) {
+    int small = s < 0.1f;
+    float t = small ? s : 0.0f;
+    float acc = -2.505210838544172e-08f;  /* (-1)^11 / 11! */
+    acc = acc * t + 2.755731922398589e-07f;
+    acc = acc * t - 2.7557319223985893e-06f;
+    acc = acc * t + 2.48015873015873e-05f;
+    acc = acc * t - 0.0001984126984126984f;
+    acc = acc * t + 0.001388888888888889f;
+    acc = acc * t - 0.008333333333333333f;
+    acc = acc * t + 0.041666666666666664f;
+    acc = acc * t - 0.16666666666666666f;
+    acc = acc * t + 0.5f;
+    return small ? t * t * acc : s - om;
+}
+
+/* c ? a : b for a loop-uniform condition c, as a bit select: GCC 12 does not vectorise a float select whose condition
+ * is a scalar (uniform) boolean. */
+static inline __attribute__((always_inline)) float fk_pick(int c, float a, float b) {
+    int32_t m = -(int32_t)(c != 0);
+    return fk_asfloat((fk_asint(a) & m) | (fk_asint(b) & ~m));
+}
+
 /* ------------------------------------------------------------------------------------------------ */
 /* Softmax over the class dim of logits viewed as (N, C, S) contiguous, class-index targets (N, S).   */
 /* For each (n, s) column: m = max_k x_k, ex_k = exp(x_k - m), S = sum ex, S' = sum_{k != t} ex,        */
@@ -405,11 +533,73 @@ FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int 
 /* Reduced focal loss (lth = log th, bound = 1 - th; see fk_reduced_scalars): u^g becomes exp(g (log u - lth)) */
 /* where u <= bound, else 1 with g = 0 in A. With the option off, bound = +inf and lth = 0: the same numbers. */
 /* The test is !(u > bound) so that a NaN u takes the focal branch, as without the option.                 */
+/* Poly-1 cross-entropy (eps != 0, g = 0): loss = w (-l + eps u), A = w u (1 + eps p_t) (fk_poly1_ce).      */
+
+/* g(s) = s - (1 - e^{-s}) >= 0 given om = 1 - e^{-s}, to full relative accuracy: the Taylor series
+ * s^2 sum_{k=2..13} (-1)^k s^(k - 2) / k! below s = 1 (truncation below 2e-10 relative), s - om above (>= 0.37, no
+ * cancellation). A per-row quantity (softmax kernels), so the longer series costs nothing measurable. */
+static inline __attribute__((always_inline)) float fk_excess_accurate(float s, float om) {
+    int small = s < 1.0f;
+    float t = small ? s : 0.0f;
+    float acc = -1.6059043836821613e-10f; /* (-1)^13 / 13! */
+    acc = acc * t + 2.08767569878681e-09f;
+    acc = acc * t - 2.505210838544172e-08f;
+    acc = acc * t + 2.755731922398589e-07f;
+    acc = acc * t - 2.7557319223985893e-06f;
+    acc = acc * t + 2.48015873015873e-05f;
+    acc = acc * t - 0.0001984126984126984f;
+    acc = acc * t + 0.001388888888888889f;
+    acc = acc * t - 0.008333333333333333f;
+    acc = acc * t + 0.041666666666666664f;
+    acc = acc * t - 0.16666666666666666f;
+    acc = acc * t + 0.5f;
+    return small ? t * t * acc : s - om;
+}
+
+/* The Poly-1 cross-entropy of one row from ce = -log p_t >= 0 and u = 1 - p_t: ce + eps u, written for eps < 0 as
+ * (1 + eps) ce + (-eps) g(ce) with g(s) = s - (1 - e^{-s}) >= 0 (fk_excess_accurate), a sum of non-negative terms
+ * that keeps its relative accuracy where ce and -eps u nearly cancel (p_t -> 1, eps -> -1). eps is loop-uniform. */
+static inline __attribute__((always_inline)) float fk_poly1_ce(float ce, float u, float eps) {
+    return fk_pick(eps < 0.0f, (1.0f + eps) * ce - eps * fk_excess_accurate(ce, u), ce + eps * u);
+}
+
+/* The per-column part of fk_softmax_cols: log p_t, u, the loss, A / S' and -A. poly != 0: the Poly-1 cross-entropy
+ * (g = 0, no reduced threshold), loss w (-l + eps u), A = w u (1 + eps p_t) = w u ((1 + eps) - eps u). */
+static inline __attribute__((always_inline)) void
+fk_softmax_cols_tail(int nc, const float *restrict m, const float *restrict ssum, const float *restrict sp,
+                     const float *restrict xt, const float *restrict wr, float g, float lth, float bound, float eps,
+                     const int poly, float *restrict loss, float *restrict coef_out, float *restrict gt_out) {
+#pragma omp simd
+    for (int i = 0; i < nc; i++) {
+        float lS = fk_log(ssum[i]); /* S >= 1 */
+        float ext = fk_exp(xt[i] - m[i]);
+        /* log p_t: -log1p(S'/e_t) when p_t >= 1/2 (no cancellation), else x_t - m - log S */
+        int big = sp[i] <= ext;
+        float l = big ? -fk_log1p01(big ? sp[i] / ext : 0.0f) : xt[i] - m[i] - lS;
+        int zero = sp[i] <= 0.0f;
+        float lsp = fk_log(zero ? 1.0f : sp[i]);
+        float logu = lsp - lS;
+        float u = sp[i] / ssum[i];
+        int focal = !(u > bound);
+        float fg = zero ? (g == 0.0f ? 1.0f : 0.0f) : fk_exp(g * (logu - lth));
+        float ug = focal ? fg : 1.0f;
+        float ge = focal ? g : 0.0f;
+        float pt = fk_exp(l);
+        float w = wr[i] * ug;
+        float li = poly ? w * fk_poly1_ce(-l, u, eps) : -w * l;
+        loss[i] = wr[i] != 0.0f ? li : 0.0f;
+        float A = poly ? w * u * ((1.0f + eps) - eps * u) : w * (u - ge * pt * l);
+        A = wr[i] != 0.0f ? A : 0.0f;
+        coef_out[i] = zero ? 0.0f : A / (zero ? 1.0f : sp[i]);
+        gt_out[i] = -A;
+    }
+}
 
 static void fk_softmax_cols(int nc, int64_t C, int64_t S, const float *restrict xb /* C x nc, row stride nc */,
                             const int64_t *restrict t, const float *restrict wt /* C or NULL */, float g, float lth,
-                            float bound, int64_t ignore_index, int has_ignore, int want_grad, float *restrict exb /* C x nc */,
-                            float *restrict loss, float *restrict coef_out, float *restrict gt_out) {
+                            float bound, float eps, int64_t ignore_index, int has_ignore, int want_grad,
+                            float *restrict exb /* C x nc */, float *restrict loss, float *restrict coef_out,
+                            float *restrict gt_out) {
     float m[FK_CHUNK], ssum[FK_CHUNK], sp[FK_CHUNK], xt[FK_CHUNK], wr[FK_CHUNK];
     int64_t tc[FK_CHUNK];
     (void)S;
@@ -439,36 +629,16 @@ static void fk_softmax_cols(int nc, int64_t C, int64_t S, const float *restrict 
             sp[i] += (tc[i] == k) ? 0.0f : ev;
         }
     }
-#pragma omp simd
-    for (int i = 0; i < nc; i++) {
-        float lS = fk_log(ssum[i]); /* S >= 1 */
-        float ext = fk_exp(xt[i] - m[i]);
-        /* log p_t: -log1p(S'/e_t) when p_t >= 1/2 (no cancellation), else x_t - m - log S */
-        int big = sp[i] <= ext;
-        float l = big ? -fk_log1p01(big ? sp[i] / ext : 0.0f) : xt[i] - m[i] - lS;
-        int zero = sp[i] <= 0.0f;
-        float lsp = fk_log(zero ? 1.0f : sp[i]);
-        float logu = lsp - lS;
-        float u = sp[i] / ssum[i];
-        int focal = !(u > bound);
-        float fg = zero ? (g == 0.0f ? 1.0f : 0.0f) : fk_exp(g * (logu - lth));
-        float ug = focal ? fg : 1.0f;
-        float ge = focal ? g : 0.0f;
-        float pt = fk_exp(l);
-        float w = wr[i] * ug;
-        float li = -w * l;
-        loss[i] = wr[i] != 0.0f ? li : 0.0f;
-        float A = w * (u - ge * pt * l);
-        A = wr[i] != 0.0f ? A : 0.0f;
-        coef_out[i] = zero ? 0.0f : A / (zero ? 1.0f : sp[i]);
-        gt_out[i] = -A;
-    }
+    if (eps != 0.0f)
+        fk_softmax_cols_tail(nc, m, ssum, sp, xt, wr, g, lth, bound, eps, 1, loss, coef_out, gt_out);
+    else
+        fk_softmax_cols_tail(nc, m, ssum, sp, xt, wr, g, lth, bound, 0.0f, 0, loss, coef_out, gt_out);
     (void)want_grad;
 }
 
 /* Row-wise variant for S == 1 ((N, C) logits, rows contiguous): one row at a time, in L1. */
 static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, float wr, float g, float lth, float bound,
-                            int want_grad, float *restrict er) {
+                            float eps, int want_grad, float *restrict er) {
     float m = xr[0];
     for (int64_t k = 1; k < C; k++) m = xr[k] > m ? xr[k] : m;
     float ssum = 0.0f;
@@ -492,9 +662,9 @@ static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, flo
     float ge = focal ? g : 0.0f;
     float pt = ext / ssum;
     float w = wr * ug;
-    float loss = -w * l;
+    float loss = eps != 0.0f ? w * fk_poly1_ce(-l, u, eps) : -w * l;
     if (want_grad) {
-        float A = w * (u - ge * pt * l);
+        float A = eps != 0.0f ? w * u * ((1.0f + eps) - eps * u) : w * (u - ge * pt * l);
         float coef = zero ? 0.0f : A / sp;
 #pragma omp simd
         for (int64_t k = 0; k < C; k++) er[k] *= coef;
@@ -510,12 +680,10 @@ static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, flo
  * scratch: 2 * C floats (S == 1) or 2 * C * FK_CHUNK floats (S > 1) owned by the caller (one per thread).
  * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss.
  */
-FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
-                               double reduced_threshold, int64_t ignore_index, int has_ignore, int64_t N, int64_t C,
-                               int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
-                               double *block_sums, float *scratch) {
-    (void)N;
-    const fk_reduced red = fk_reduced_scalars(reduced_threshold);
+static int64_t fk_softmax_driver(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
+                                 const fk_reduced red, float eps, int64_t ignore_index, int has_ignore, int64_t C,
+                                 int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
+                                 double *block_sums, float *scratch) {
     float loss[FK_CHUNK], coef[FK_CHUNK], gt[FK_CHUNK];
     int64_t tloc[FK_CHUNK];
     /* S == 1 uses 2 C floats of scratch (row, erow); S > 1 uses 2 C FK_CHUNK (xb, exb) */
@@ -533,7 +701,7 @@ FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, c
                 if (xdt == FK_F32) xr = (const float *)xp + r * C;
                 else { fk_load(xp, xdt, r * C, (int)C, row); xr = row; }
                 float wr = wt ? wt[ti] : 1.0f;
-                li = fk_softmax_row(C, xr, ti, wr, gamma, red.lth, red.bound, want_grad, erow);
+                li = fk_softmax_row(C, xr, ti, wr, gamma, red.lth, red.bound, eps, want_grad, erow);
                 if (wr == 0.0f) { li = 0.0f; }
                 if (want_grad) {
                     if (wr == 0.0f) memset(erow, 0, (size_t)C * 4);
@@ -559,8 +727,8 @@ FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, c
         int nc = (int)lim;
         for (int64_t k = 0; k < C; k++) fk_load(xp, xdt, (n * C + k) * S + s, nc, xb + k * nc);
         for (int i = 0; i < nc; i++) tloc[i] = tp[col + i];
-        fk_softmax_cols(nc, C, S, xb, tloc, wt, gamma, red.lth, red.bound, ignore_index, has_ignore, want_grad, exb, loss,
-                        coef, gt);
+        fk_softmax_cols(nc, C, S, xb, tloc, wt, gamma, red.lth, red.bound, eps, ignore_index, has_ignore, want_grad,
+                        exb, loss, coef, gt);
         if (loss_out) memcpy(loss_out + col, loss, (size_t)nc * 4);
         if (block_sums) block_sums[col / FK_BLOCK] += fk_sum_chunk(nc, loss);
         if (want_grad) {
@@ -574,6 +742,30 @@ FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, c
         col += nc;
     }
     return bad;
+}
+
+FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
+                                   double reduced_threshold, int64_t ignore_index, int has_ignore, int64_t N,
+                                   int64_t C, int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
+                                   double *block_sums, float *scratch) {
+    (void)N;
+    return fk_softmax_driver(xp, xdt, tp, wt, gamma, fk_reduced_scalars(reduced_threshold), 0.0f, ignore_index,
+                             has_ignore, C, S, start, end, loss_out, grad_out, block_sums, scratch);
+}
+
+/*
+ * Poly-1 cross-entropy with class-index targets: per column w_t (-log p_t + epsilon (1 - p_t)) (the softmax focal
+ * loss' pass with gamma = 0 and the poly term; fk_softmax_cols_tail, fk_poly1_ce), gradient
+ * w_t (1 + epsilon p_t) (p - onehot(t)). wt: the per-class weight (C,) or NULL. The other arguments and the return
+ * value are those of fk_softmax_focal.
+ */
+FK_EXPORT int64_t fk_poly1_cross_entropy(const void *xp, int xdt, const int64_t *tp, const float *wt, float epsilon,
+                                         int64_t ignore_index, int has_ignore, int64_t N, int64_t C, int64_t S,
+                                         int64_t start, int64_t end, float *loss_out, void *grad_out,
+                                         double *block_sums, float *scratch) {
+    (void)N;
+    return fk_softmax_driver(xp, xdt, tp, wt, 0.0f, fk_reduced_scalars(0.0), epsilon, ignore_index, has_ignore, C, S,
+                             start, end, loss_out, grad_out, block_sums, scratch);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -682,65 +874,228 @@ fk_gaussian_elem(fk_logit s, float y, const fk_params prm, const int want_grad, 
     return posw * qa * s.spn + negw * pa * s.spp;
 }
 
-/* Asymmetric (pytorch/asymmetric.py): y (1 - p)^g+ (-log p) + (1 - y) p_m^g- (-log(1 - p_m)), p_m = max(p - m, 0).
- * prm: [gamma_pos, gamma_neg, clip m, detach_focal_weight (1 or 0)]. */
-static inline __attribute__((always_inline)) float
-fk_asymmetric_elem(fk_logit s, float y, const fk_params prm, const int want_grad, float *grad) {
-    /* branch-free (selects on the uniform clip and detach flags) so that the loop vectorises */
-    const float gp = prm.v[0], gn = prm.v[1], m = prm.v[2];
-    const int clipped = m > 0.0f, detach = prm.v[3] != 0.0f;
-    float wpos = fk_exp(-gp * s.spp);
-    float lpos = wpos * s.spn;
-    /* m > 0: p_m = max(p - m, 0), 1 - p_m = (1 - p) + m, -log(1 - p_m) = -log1p(-p_m) for p_m < 1/2 */
+/* b^k for a loop-uniform integer k in [0, 15], by squaring (four selects on the bits of k, no exp / log). */
+static inline __attribute__((always_inline)) float fk_ipow(float b, int k) {
+    float b2 = b * b, b4 = b2 * b2, b8 = b4 * b4;
+    float r = fk_pick(k & 1, b, 1.0f);
+    r *= fk_pick(k & 2, b2, 1.0f);
+    r *= fk_pick(k & 4, b4, 1.0f);
+    return r * fk_pick(k & 8, b8, 1.0f);
+}
+
+/* log((1 + f) 2^k) = k log 2 + 2 atanh(s), s = f / (2 + f), for f in [sqrt(1/2) - 1, sqrt(2) - 1] (|s| <= 0.172,
+ * the series of fk_log), and *rq = 1 / qm from the same division (1 / ((2 + f) qm), qm > 0). */
+static inline __attribute__((always_inline)) float fk_log_scaled(float f, int32_t k, float qm, float *rq) {
+    float inv = 1.0f / ((2.0f + f) * qm);
+    float s = f * qm * inv;
+    *rq = (2.0f + f) * inv;
+    float s2 = s * s;
+    float p = 1.0f / 11.0f;
+    p = p * s2 + 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    float lf = 2.0f * s + 2.0f * s * s2 * p;
+    float kf = (float)k;
+    return kf * 0.693145751953125f + (lf + kf * 1.428606765330187e-06f);
+}
+
+/* The argument of fk_log_scaled for log(a), a = 1 - c > 0 normal given with c = 1 - a accurate: a split as in fk_log
+ * into 2^k (1 + f) with 1 + f in [sqrt(1/2), sqrt(2)); where k = 0, f = a - 1 is taken as -c, so that log(a) =
+ * log1p(-c) keeps its relative accuracy for tiny c (a itself is rounded near 1). For log(1 - p_m): a = qm =
+ * (1 - p) + m, c = p_m; for log(1 + e): a = 1 + e, c = -e. */
+static inline __attribute__((always_inline)) void fk_log_argument(float a, float c, float *f, int32_t *k) {
+    int32_t ia = fk_asint(a) - 0x3f3504f3;
+    int32_t mb = (ia & 0x007fffff) + 0x3f3504f3;
+    *k = ia >> 23;
+    *f = *k == 0 ? -c : fk_asfloat(mb) - 1.0f;
+}
+
+/* The shared negative-part quantities for clip m > 0: p_m = max(p - m, 0) and qm = 1 - p_m = (1 - p) + m. */
+static inline __attribute__((always_inline)) float fk_clipped(fk_logit s, float m, int *live, float *qm) {
     float shifted = s.p - m;
-    int live = shifted > 0.0f;
-    float pm = live ? shifted : 0.0f;
-    float qm = clipped ? s.pc + m : 1.0f;
-    int small = pm < 0.5f;
-    float lsmall = fk_log1p01(small ? -pm : 0.0f); /* log1p(z) for z in [-1/2, 0] */
-    float lbig = fk_log(small ? 1.0f : qm);
+    *live = shifted > 0.0f;
+    *qm = s.pc + m;
+    return *live ? shifted : 0.0f;
+}
+
+/* The negative part's weight p_m^g- (int_gn: by multiplications, with *pw1 = p_m^(g- - 1), 0 for g- = 0) for clip > 0;
+ * 0 where p <= m. KN: g- as a compile-time integer (-1: not known at compile time); for KN >= 2 the products of
+ * p_m = 0 are already 0 where p <= m. */
+static inline __attribute__((always_inline)) float fk_clipped_weight(float pm, int live, float gn, int kn,
+                                                                     const int int_gn, const int KN, float *pw1) {
+    if (KN >= 2) {
+        *pw1 = fk_ipow(pm, KN - 1);
+        return *pw1 * pm;
+    }
+    if (int_gn) {
+        float pw = fk_ipow(pm, kn >= 1 ? kn - 1 : 0);
+        *pw1 = (kn >= 1) & live ? pw : 0.0f;
+        return live ? (kn >= 1 ? pw * pm : 1.0f) : 0.0f;
+    }
+    *pw1 = 0.0f;
     float lpm = fk_log(pm > FK_FLT_MIN ? pm : FK_FLT_MIN);
-    float wclip = live ? (gn == 0.0f ? 1.0f : fk_exp(gn * lpm)) : 0.0f;
-    float wneg = clipped ? wclip : fk_exp(-gn * s.spn);
-    float negce = clipped ? (small ? -lsmall : -lbig) : s.spp;
+    return live ? (gn == 0.0f ? 1.0f : fk_exp(gn * lpm)) : 0.0f;
+}
+
+/* d/dx of p_m^g- (-log(1 - p_m)) = p (1 - p) [g- p_m^(g- - 1) (-log(1 - p_m)) + p_m^g- / (1 - p_m)] (exact), or
+ * p (1 - p) p_m^g- / (1 - p_m) (detached focusing weight). Without int_gn, g- p_m^(g- - 1) is g- p_m^g- times the
+ * ratio -log(1 - p_m) / p_m (limit 1 at p_m = 0). */
+static inline __attribute__((always_inline)) float fk_clipped_grad(float pq, float pm, float wneg, float pw1,
+                                                                   float negce, float rq, float gn, int detach,
+                                                                   const int int_gn) {
+    float wq = wneg * rq;
+    float focus;
+    if (int_gn) {
+        focus = gn * pw1 * negce;
+    } else {
+        float ratio = pm > 0.0f ? negce / (pm > 0.0f ? pm : 1.0f) : 1.0f;
+        focus = wneg * gn * ratio;
+    }
+    return pq * fk_pick(detach, wq, focus + wq);
+}
+
+/* Asymmetric (pytorch/asymmetric.py): y (1 - p)^g+ (-log p) + (1 - y) p_m^g- (-log(1 - p_m)), p_m = max(p - m, 0).
+ * prm: [gamma_pos, gamma_neg, clip m, detach_focal_weight (1 or 0)]. Compile-time flags select the work a call
+ * needs: clipped (m > 0), gp_zero (gamma_pos == 0: no positive weight), int_gn (gamma_neg an integer in [0, 15]:
+ * p_m^g- by multiplications, p_m^(g- - 1) in the gradient instead of the ratio -log(1 - p_m) / p_m). Branch-free
+ * (selects on the uniform detach flag) so that the loop vectorises. */
+static inline __attribute__((always_inline)) float
+fk_asymmetric_elem(fk_logit s, float y, const fk_params prm, const int want_grad, const int clipped,
+                   const int gp_zero, const int int_gn, float *grad) {
+    const float gp = prm.v[0], gn = prm.v[1], m = prm.v[2];
+    const int detach = prm.v[3] != 0.0f;
+    const int kn = int_gn ? (int)gn : 0;
+    float wpos = gp_zero ? 1.0f : fk_exp(-gp * s.spp);
+    float lpos = wpos * s.spn;
+    float wneg, negce, gneg_exact = 0.0f, gneg_detached = 0.0f;
+    if (clipped) {
+        int live;
+        float qm, f, rq, pw1;
+        int32_t k;
+        float pm = fk_clipped(s, m, &live, &qm);
+        fk_log_argument(qm, pm, &f, &k);
+        negce = -fk_log_scaled(f, k, qm, &rq);
+        wneg = fk_clipped_weight(pm, live, gn, kn, int_gn, -1, &pw1);
+        if (want_grad) {
+            gneg_exact = fk_clipped_grad(s.q * s.eq, pm, wneg, pw1, negce, rq, gn, 0, int_gn);
+            gneg_detached = fk_clipped_grad(s.q * s.eq, pm, wneg, pw1, negce, rq, gn, 1, int_gn);
+        }
+    } else {
+        wneg = int_gn ? fk_ipow(s.p, kn) : fk_exp(-gn * s.spn);
+        negce = s.spp;
+        if (want_grad) {
+            gneg_exact = wneg * (gn * s.pc * s.spp + s.p);
+            gneg_detached = wneg * s.p;
+        }
+    }
     float ym = 1.0f - y;
     if (want_grad) {
-        float pq = s.p * s.pc;
-        float ratio = pm > 0.0f ? negce / (pm > 0.0f ? pm : 1.0f) : 1.0f; /* -log(1 - p_m) / p_m, limit 1 */
-        float gpos_exact = -wpos * (gp * s.p * s.spn + s.pc);
-        float gneg_exact = clipped ? wneg * pq * (gn * ratio + 1.0f / qm) : wneg * (gn * s.pc * s.spp + s.p);
+        float gpos_exact = gp_zero ? -s.pc : -wpos * (gp * s.p * s.spn + s.pc);
         float gpos_detached = -wpos * s.pc;
-        float gneg_detached = wneg * (clipped ? pq / qm : s.p);
-        float gpos = detach ? gpos_detached : gpos_exact;
-        float gneg = detach ? gneg_detached : gneg_exact;
+        float gpos = fk_pick(detach, gpos_detached, gpos_exact);
+        float gneg = fk_pick(detach, gneg_detached, gneg_exact);
         *grad = y * gpos + ym * gneg;
     }
     return y * lpos + ym * wneg * negce;
 }
 
-/* g(s) = s - (1 - e^{-s}) >= 0, given om = 1 - e^{-s} (= 1 - p for s = spn, p for s = spp): a Taylor series
- * below s = 0.1, else the difference (poly.py `excess`). */
-static inline __attribute__((always_inline)) float fk_excess(float s, float om) {
-    int small = s < 0.1f;
-    float t = small ? s : 0.0f;
-    float acc = -2.505210838544172e-08f;  /* (-1)^11 / 11! */
-    acc = acc * t + 2.755731922398589e-07f;
-    acc = acc * t - 2.7557319223985893e-06f;
-    acc = acc * t + 2.48015873015873e-05f;
-    acc = acc * t - 0.0001984126984126984f;
-    acc = acc * t + 0.001388888888888889f;
-    acc = acc * t - 0.008333333333333333f;
-    acc = acc * t + 0.041666666666666664f;
-    acc = acc * t - 0.16666666666666666f;
-    acc = acc * t + 0.5f;
-    return small ? t * t * acc : s - om;
+/* The asymmetric loss for binary targets (y in {0, 1}), gamma_pos = 0, clip m > 0 and the exact gradient (the paper's
+ * setting): each
+ * element needs one log, -log p = softplus(-x) = max(-x, 0) + log1p(e) for y = 1 or -log(1 - p_m) for y = 0, so the
+ * argument of one series is selected per element. KN: gamma_neg as a compile-time integer 0..8 (p_m^g- by a fixed
+ * product), -1: an integer 0..15 known at run time, -2: any gamma_neg (exp(g- log p_m)). */
+static inline __attribute__((always_inline)) float
+fk_asymmetric_binary_elem(float x, float y, const fk_params prm, const int want_grad, const int KN, float *grad) {
+    const float gn = prm.v[1], m = prm.v[2];
+    const int int_gn = KN >= -1, kn = KN >= 0 ? KN : (int_gn ? (int)gn : 0);
+    fk_logit s;
+    s.ax = x < 0.0f ? -x : x;
+    s.e = fk_exp(-s.ax);
+    s.q = 1.0f / (1.0f + s.e);
+    s.eq = s.e * s.q;
+    s.nonneg = x >= 0.0f;
+    s.p = s.nonneg ? s.q : s.eq;
+    s.pc = s.nonneg ? s.eq : s.q;
+    int live;
+    float qm, f, rq, pw1;
+    int32_t k;
+    float pm = fk_clipped(s, m, &live, &qm);
+    pm = x != x ? x : pm; /* a NaN logit gives a NaN loss (through p_m^g-, and -x for y = 1) */
+    int pos = y != 0.0f;
+    fk_log_argument(pos ? 1.0f + s.e : qm, pos ? -s.e : pm, &f, &k);
+    float lg = fk_log_scaled(f, k, qm, &rq); /* log1p(e), or log(1 - p_m) */
+    float negce = -lg;
+    float wneg = fk_clipped_weight(pm, live, gn, kn, int_gn, KN, &pw1);
+    if (want_grad) {
+        float gneg = fk_clipped_grad(s.q * s.eq, pm, wneg, pw1, negce, rq, gn, 0, int_gn);
+        *grad = pos ? -s.pc : gneg;
+    }
+    return pos ? (x > 0.0f ? 0.0f : -x) + lg : wneg * negce;
 }
 
-/* c ? a : b for a loop-uniform condition c, as a bit select: GCC 12 does not vectorise a float select whose condition
- * is a scalar (uniform) boolean. */
-static inline __attribute__((always_inline)) float fk_pick(int c, float a, float b) {
-    int32_t m = -(int32_t)(c != 0);
-    return fk_asfloat((fk_asint(a) & m) | (fk_asint(b) & ~m));
+/* One out-of-line loop per (gradient, clipped, gp_zero, int_gn) variant. */
+typedef void (*fk_asymmetric_fn)(int n, const float *restrict x, const float *restrict y, const fk_params prm,
+                                 float *restrict loss, float *restrict grad);
+#define FK_ASYM_DEFINE(WG, CL, GZ, IG)                                                                             \
+    static __attribute__((noinline)) void fk_asymmetric_##WG##CL##GZ##IG(                                         \
+        int n, const float *restrict x, const float *restrict y, const fk_params prm, float *restrict loss,        \
+        float *restrict grad) {                                                                                    \
+        _Pragma("omp simd") for (int i = 0; i < n; i++) {                                                          \
+            float gi = 0.0f;                                                                                       \
+            loss[i] = fk_asymmetric_elem(fk_logistic(x[i]), y[i], prm, WG, CL, GZ, IG, &gi);                       \
+            if (WG) grad[i] = gi;                                                                                  \
+        }                                                                                                          \
+    }
+#define FK_ASYM_DEFINE_WG(WG)                                                                                      \
+    FK_ASYM_DEFINE(WG, 0, 0, 0) FK_ASYM_DEFINE(WG, 0, 0, 1) FK_ASYM_DEFINE(WG, 0, 1, 0) FK_ASYM_DEFINE(WG, 0, 1, 1) \
+    FK_ASYM_DEFINE(WG, 1, 0, 0) FK_ASYM_DEFINE(WG, 1, 0, 1) FK_ASYM_DEFINE(WG, 1, 1, 0) FK_ASYM_DEFINE(WG, 1, 1, 1)
+FK_ASYM_DEFINE_WG(0)
+FK_ASYM_DEFINE_WG(1)
+#define FK_ASYM_BINARY_DEFINE(WG, KN, NAME)                                                                        \
+    static __attribute__((noinline)) void fk_asymmetric_binary_##WG##_##NAME(                                     \
+        int n, const float *restrict x, const float *restrict y, const fk_params prm, float *restrict loss,        \
+        float *restrict grad) {                                                                                    \
+        _Pragma("omp simd") for (int i = 0; i < n; i++) {                                                          \
+            float gi = 0.0f;                                                                                       \
+            loss[i] = fk_asymmetric_binary_elem(x[i], y[i], prm, WG, KN, &gi);                                     \
+            if (WG) grad[i] = gi;                                                                                  \
+        }                                                                                                          \
+    }
+#define FK_ASYM_BINARY_DEFINE_WG(WG)                                                                               \
+    FK_ASYM_BINARY_DEFINE(WG, -2, any) FK_ASYM_BINARY_DEFINE(WG, -1, int) FK_ASYM_BINARY_DEFINE(WG, 0, 0)          \
+    FK_ASYM_BINARY_DEFINE(WG, 1, 1) FK_ASYM_BINARY_DEFINE(WG, 2, 2) FK_ASYM_BINARY_DEFINE(WG, 3, 3)               \
+    FK_ASYM_BINARY_DEFINE(WG, 4, 4) FK_ASYM_BINARY_DEFINE(WG, 5, 5) FK_ASYM_BINARY_DEFINE(WG, 6, 6)               \
+    FK_ASYM_BINARY_DEFINE(WG, 7, 7) FK_ASYM_BINARY_DEFINE(WG, 8, 8)
+FK_ASYM_BINARY_DEFINE_WG(0)
+FK_ASYM_BINARY_DEFINE_WG(1)
+#define FK_ASYM_BINARY_ROW(WG)                                                                                     \
+    fk_asymmetric_binary_##WG##_any, fk_asymmetric_binary_##WG##_int, fk_asymmetric_binary_##WG##_0,              \
+        fk_asymmetric_binary_##WG##_1, fk_asymmetric_binary_##WG##_2, fk_asymmetric_binary_##WG##_3,              \
+        fk_asymmetric_binary_##WG##_4, fk_asymmetric_binary_##WG##_5, fk_asymmetric_binary_##WG##_6,              \
+        fk_asymmetric_binary_##WG##_7, fk_asymmetric_binary_##WG##_8
+#define FK_ASYM_ROW(WG)                                                                                            \
+    fk_asymmetric_##WG##000, fk_asymmetric_##WG##001, fk_asymmetric_##WG##010, fk_asymmetric_##WG##011,          \
+        fk_asymmetric_##WG##100, fk_asymmetric_##WG##101, fk_asymmetric_##WG##110, fk_asymmetric_##WG##111
+static const fk_asymmetric_fn fk_asymmetric_variants[2][8] = {{FK_ASYM_ROW(0)}, {FK_ASYM_ROW(1)}};
+/* [gradient][KN + 2] */
+static const fk_asymmetric_fn fk_asymmetric_binary_variants[2][11] = {{FK_ASYM_BINARY_ROW(0)},
+                                                                       {FK_ASYM_BINARY_ROW(1)}};
+
+/* binary != 0: every target of the chunk is exactly 0 or 1. */
+static void fk_asymmetric_chunk(int n, const float *restrict x, const float *restrict y, const float *restrict prm,
+                                int want_grad, int binary, float *restrict loss, float *restrict grad) {
+    const fk_params p = {{prm[0], prm[1], prm[2], prm[3]}};
+    const float gn = prm[1];
+    const int int_gn = gn >= 0.0f && gn <= 15.0f && gn == (float)(int)gn;
+    const int clipped = prm[2] > 0.0f, gp_zero = prm[0] == 0.0f;
+    if (binary && clipped && gp_zero && prm[3] == 0.0f) {
+        int kn = int_gn ? (gn <= 8.0f ? (int)gn : -1) : -2;
+        fk_asymmetric_binary_variants[want_grad ? 1 : 0][kn + 2](n, x, y, p, loss, grad);
+        return;
+    }
+    const int variant = (clipped ? 4 : 0) | (gp_zero ? 2 : 0) | (int_gn ? 1 : 0);
+    fk_asymmetric_variants[want_grad ? 1 : 0][variant](n, x, y, p, loss, grad);
 }
 
 /* Poly-1 focal (pytorch/poly.py forward_focal): u^g V, u = 1 - p_t, V = a_t BCE + eps u.
@@ -789,7 +1144,6 @@ fk_family_body(const int code, const int want_grad, const int has_aux, int n, co
             li = fk_varifocal_elem(s, y[i], has_aux ? aux[i] : (y[i] > 0.0f ? 1.0f : 0.0f), prm, want_grad, &gi);
             break;
         case FK_GAUSSIAN: li = fk_gaussian_elem(s, y[i], prm, want_grad, &gi); break;
-        case FK_ASYMMETRIC: li = fk_asymmetric_elem(s, y[i], prm, want_grad, &gi); break;
         default: li = fk_poly1_elem(s, y[i], has_aux ? aux[i] : 1.0f, prm, want_grad, &gi); break;
         }
         loss[i] = li;
@@ -811,16 +1165,20 @@ typedef void (*fk_family_fn)(int n, const float *restrict x, const float *restri
 FK_FAM_DEFINE_ALL(0) /* FK_QUALITY */
 FK_FAM_DEFINE_ALL(1) /* FK_VARIFOCAL */
 FK_FAM_DEFINE_ALL(2) /* FK_GAUSSIAN */
-FK_FAM_DEFINE_ALL(3) /* FK_ASYMMETRIC */
+/* FK_ASYMMETRIC (3) has its own variants (fk_asymmetric_chunk) */
 FK_FAM_DEFINE_ALL(4) /* FK_POLY1 */
 #define FK_FAM_ROW(L) fk_family_##L##_0_0, fk_family_##L##_0_1, fk_family_##L##_1_0, fk_family_##L##_1_1
 static const fk_family_fn fk_family_variants[5][4] = {{FK_FAM_ROW(0)}, {FK_FAM_ROW(1)}, {FK_FAM_ROW(2)},
-                                                      {FK_FAM_ROW(3)}, {FK_FAM_ROW(4)}};
+                                                      {NULL, NULL, NULL, NULL}, {FK_FAM_ROW(4)}};
 
 static void fk_family_chunk(int code, int n, const float *restrict x, const float *restrict y,
-                            const float *restrict aux, const float *restrict prm, float glim, int want_grad,
+                            const float *restrict aux, const float *restrict prm, float glim, int want_grad, int binary,
                             float *restrict loss, float *restrict grad) {
     if (code < 0 || code > FK_POLY1) return;
+    if (code == FK_ASYMMETRIC) {
+        fk_asymmetric_chunk(n, x, y, prm, want_grad, binary, loss, grad);
+        return;
+    }
     fk_family_variants[code][(want_grad ? 2 : 0) + (aux ? 1 : 0)](n, x, y, aux, prm, glim, loss, grad);
 }
 
@@ -848,6 +1206,7 @@ FK_EXPORT int64_t fk_logistic_family(int code, const float *prm, const void *xp,
     for (int64_t i0 = start; i0 < end; i0 += FK_CHUNK) {
         int n = (int)((end - i0) < FK_CHUNK ? (end - i0) : FK_CHUNK);
         const float *x = xbuf, *y = ybuf, *aux = NULL;
+        int binary = 0; /* every float target of the chunk is exactly 0 or 1 */
         float *loss = loss_out ? loss_out + i0 : lbuf;
         float *grad = (want_grad && xdt == FK_F32) ? (float *)grad_out + i0 : gbuf;
         if (xdt == FK_F32) x = (const float *)xp + i0;
@@ -888,9 +1247,13 @@ FK_EXPORT int64_t fk_logistic_family(int code, const float *prm, const void *xp,
         } else {
             if (tdt == FK_F32) y = (const float *)tp + i0;
             else fk_load(tp, tdt, i0, n, ybuf);
-            int nbad = 0;
-#pragma omp simd reduction(+ : nbad)
-            for (int i = 0; i < n; i++) nbad += !((y[i] >= 0.0f) & (y[i] <= 1.0f)); /* NaN counts as bad */
+            int nbad = 0, nb = 0;
+#pragma omp simd reduction(+ : nbad, nb)
+            for (int i = 0; i < n; i++) {
+                nb += (y[i] != 0.0f) & (y[i] != 1.0f);
+                nbad += !((y[i] >= 0.0f) & (y[i] <= 1.0f)); /* NaN counts as bad */
+            }
+            binary = nb == 0;
             bad += nbad;
             if (code == FK_VARIFOCAL && ep) {
                 if (edt == FK_F32) aux = (const float *)ep + i0;
@@ -900,7 +1263,7 @@ FK_EXPORT int64_t fk_logistic_family(int code, const float *prm, const void *xp,
                 aux = abuf;
             }
         }
-        fk_family_chunk(code, n, x, y, aux, prm, glim, want_grad, loss, grad);
+        fk_family_chunk(code, n, x, y, aux, prm, glim, want_grad, binary, loss, grad);
         if (want_grad && xdt != FK_F32) fk_store(grad_out, xdt, i0, n, gbuf);
         if (block_sums) block_sums[i0 / FK_BLOCK] += fk_sum_chunk(n, loss);
     }
@@ -973,3 +1336,6 @@ FK_EXPORT int64_t fk_distribution_focal(const void *xp, int xdt, const void *tp,
     }
     return bad;
 }
+
+/* The segmentation losses (Dice + focal, focal Tversky). */
+#include "segmentation_cpu.c"
