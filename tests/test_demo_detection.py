@@ -15,10 +15,11 @@ from focalkit_app.demo.detection_losses import (CE_NO_PRIOR, CE_PRIOR, QFL, VFL,
 from focalkit_app.demo.detection_metrics import average_precision, mean_average_precision
 from focalkit_app.demo.detection_plots import normalised_loss_cdf
 from focalkit_app.demo.detection_ranking import ranking_stability
-from focalkit_app.demo.detection_report import budget_table, findings
+from focalkit_app.demo.detection_report import budget_table, difficulty, findings
 from focalkit_app.demo.detection_task import (ANCHOR_SHAPES, BG_IOU, CLASS_NAMES, FG_IOU, IGNORE, IMBALANCE,
                                               anchor_boxes, assign_anchors, class_frequencies, make_batch)
-from focalkit_app.demo.detection_training import TrainConfig, train_run, warmup_factor
+from focalkit_app.demo.detection_training import (TrainConfig, averaged_model, ema_decay_at, epoch_batches,
+                                                  train_run, training_set, warmup_factor)
 
 C = len(CLASS_NAMES)
 
@@ -224,6 +225,20 @@ def test_verdicts_and_findings_follow_the_numbers():
     assert budget_table(ap[:, 0], rows, (100, 200), baseline=1)[1][3] == "diverged 1/5"
 
 
+def test_difficulty_reports_the_rows_at_convergence_and_the_ones_still_moving():
+    rows = (CE_PRIOR, LossConfig("FL g=2 a=0.25", "fl", gamma=2.0, alpha=0.25, group="1b"))
+    seeds = np.array([0.0, 0.002, -0.002])
+    flat = np.array([0.40, 0.70, 0.745, 0.75])[None, :] + seeds[:, None]     # plateau from the third budget
+    rising = np.array([0.40, 0.60, 0.70, 0.80])[None, :] + seeds[:, None]    # +10 points in the last doubling
+    ap = np.stack([rising, flat])[:, None]                                    # (R=2, O=1, S=3, K=4)
+    lines = difficulty(ap, np.zeros(ap.shape + (C,)), rows, ("adam",), (64, 128, 256, 512), CLASS_NAMES)
+    text = " ".join(lines)
+    assert "Best row at the largest budget (512 steps): CE, prior init with ADAM, mAP 80.0" in text
+    assert "still moving" in text
+    assert ("ADAM: 1 of 2 rows meet the plateau rule by 512 steps; the best of them at convergence is FL g=2 a=0.25, "
+            "mAP 75.0 (plateau from 256 steps); the other 1 changed by +10.0 to +10.0 AP points") in text
+
+
 # ------------------------------------------------------------------------------------------------ training, e2e
 def test_warmup_then_constant_learning_rate():
     assert warmup_factor(0, 50) == pytest.approx(1 / 3)
@@ -231,8 +246,41 @@ def test_warmup_then_constant_learning_rate():
     assert [warmup_factor(s, 50) for s in (50, 51, 10_000)] == [1.0, 1.0, 1.0]
 
 
+def test_epochs_visit_every_training_image_once_in_a_fresh_order():
+    it = epoch_batches(np.random.default_rng(0), 12, 4)
+    epochs = [np.concatenate([next(it) for _ in range(3)]) for _ in range(3)]
+    for e in epochs:
+        assert sorted(e.tolist()) == list(range(12))
+    assert not np.array_equal(epochs[0], epochs[1])
+    short = epoch_batches(np.random.default_rng(0), 10, 4)  # the incomplete last batch is dropped
+    first = [next(short) for _ in range(2)]
+    assert all(len(b) == 4 for b in first) and len(set(np.concatenate(first).tolist())) == 8
+
+
+def test_averaged_weights_follow_the_warmed_up_decay():
+    assert ema_decay_at(0, 0.99) == pytest.approx(0.1) and ema_decay_at(10, 0.99) == pytest.approx(11 / 20)
+    assert ema_decay_at(10_000, 0.99) == 0.99
+    model = torch.nn.Linear(1, 1, bias=False)
+    average = averaged_model(model, 0.99)
+    expected = None
+    for t, w in enumerate([1.0, 3.0, -2.0, 5.0]):
+        with torch.no_grad():
+            model.weight.fill_(w)
+        average.update_parameters(model)
+        # the first update copies the weights; update t >= 1 averages with d = ema_decay_at(t, decay)
+        expected = w if expected is None else ema_decay_at(t, 0.99) * expected + (1 - ema_decay_at(t, 0.99)) * w
+        assert average.module.weight.item() == pytest.approx(expected)
+
+
+def test_training_set_is_finite_and_fixed_by_the_seed():
+    cfg = TrainConfig(train_images=6, size=16)
+    a, b, c = training_set(cfg, 0), training_set(cfg, 0), training_set(cfg, 1)
+    assert a.images.shape == (6, 1, 16, 16) and np.array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, c.images)
+
+
 def test_tiny_end_to_end_run_and_report(tmp_path):
-    train = TrainConfig(budgets=(2, 4), batch=2, size=16, width=4, test_images=6, warmup=2)
+    train = TrainConfig(budgets=(2, 4), batch=2, train_images=4, size=16, width=4, test_images=6, warmup=2)
     run = train_run(CE_PRIOR, "sgd", 0, train)
     assert run.ap.shape == (2,) and np.all((run.ap >= 0) & (run.ap <= 1)) and len(run.loss) == 4
     again = train_run(CE_PRIOR, "sgd", 0, train)

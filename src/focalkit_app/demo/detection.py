@@ -236,11 +236,14 @@ def method_lines(cfg: DetectionConfig) -> list[str]:
     lines += ["### Training and evaluation", ""] + paragraphs(detection_training.__doc__ or "")
     lines += [f"Settings: {t.size} x {t.size} images, {len(ANCHOR_SHAPES) * t.size * t.size:,} anchors and "
               f"{len(CLASS_NAMES) * len(ANCHOR_SHAPES) * t.size * t.size:,} sigmoids per image, class frequencies "
-              f"{freqs}; model width {t.width}; batches of {t.batch} images; warm-up {t.warmup} steps; learning "
-              f"rates SGD {t.lr_sgd:g}, Adam {t.lr_adam:g}; checkpoint budgets {', '.join(map(str, t.budgets))} "
+              f"{freqs}; model width {t.width}; a training set of {t.train_images} images per seed, batches of "
+              f"{t.batch} images (about {max(t.budgets) * t.batch / t.train_images:.0f} epochs at the largest budget); "
+              f"warm-up {t.warmup} steps; learning rates SGD {t.lr_sgd:g}, Adam {t.lr_adam:g}; evaluated weights "
+              f"averaged with decay {t.ema_decay:g}; checkpoint budgets {', '.join(map(str, t.budgets))} "
               f"steps; {t.test_images} held-out images (the same for every run); {cfg.seeds} seeds "
-              f"(0..{cfg.seeds - 1}), each fixing the initialisation and the order of the training images, shared by every row and "
-              "optimiser. mAP is the mean over the classes of the dense, NMS-free AP of every non-ignored anchor.",
+              f"(0..{cfg.seeds - 1}), each fixing the training set, the order of its images and the initialisation, "
+              "shared by every row and optimiser. mAP is the mean over the classes of the dense, NMS-free AP of every "
+              "non-ignored anchor.",
               "", "### Rules", "", f"- Verdicts: {RULE}", f"- Plateau: {plateau_sentence(PLATEAU_TOL)}",
               f"- Ranking stability: per budget, the mean Kendall tau between the rows' rankings of every pair of "
               f"seeds; stable when tau >= {STABLE_TAU} and the best row is the same in every seed."]

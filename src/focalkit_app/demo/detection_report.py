@@ -123,6 +123,31 @@ def difficulty(ap: np.ndarray, per_class: np.ndarray, rows: tuple[LossConfig, ..
                        f"{100 * c.mean_diff:+.1f} points (95 % CI +-{100 * c.ci_half_width:.1f}): {c.verdict}"
                        + (" -- a larger budget no longer changes it." if c.verdict == "within noise" else
                           " -- it is still moving at the largest budget."))
+    out += _convergence_lines(ap, rows, optimizers, budgets)
+    return out
+
+
+def _convergence_lines(ap: np.ndarray, rows: tuple[LossConfig, ...], optimizers: tuple[str, ...],
+                       budgets: tuple[int, ...]) -> list[str]:
+    """Per optimiser: how many rows meet the plateau rule, the best of them at convergence, and the last doubling's
+    change of the rows that do not."""
+    out = []
+    if len(budgets) < 2:
+        return out
+    for o, opt in enumerate(optimizers):
+        means = np.array([np.mean(ap[i, o], 0) for i in range(len(rows))])  # (R, K)
+        converged = [i for i in range(len(rows)) if plateau_index(means[i]) is not None]
+        moving = [i for i in range(len(rows)) if i not in converged and _finite(means[i])]
+        text = f"{opt.upper()}: {len(converged)} of {len(rows)} rows meet the plateau rule by {budgets[-1]} steps"
+        if converged:
+            top = max(converged, key=lambda i: means[i, -1])
+            text += (f"; the best of them at convergence is {rows[top].label}, mAP {100 * means[top, -1]:.1f} "
+                     f"(plateau from {budgets[plateau_index(means[top])]} steps)")
+        if moving:
+            gains = [100 * (means[i, -1] - means[i, -2]) for i in moving]
+            text += (f"; the other {len(moving)} changed by {min(gains):+.1f} to {max(gains):+.1f} AP points in the last "
+                     f"doubling ({budgets[-2]} to {budgets[-1]} steps)")
+        out.append(text + ".")
     return out
 
 
