@@ -13,30 +13,15 @@ so their tolerance depends on it (table ``GRAD_TOL``).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from triton_mode import check_kernels, choose_mode
 
-# Mode: FOCALKIT_TRITON_TESTS=cuda compiles the kernels for the GPU, =interpret uses Triton's CPU interpreter; unset,
-# the GPU is used when CUDA is available. The interpreter must be on (TRITON_INTERPRET=1) before triton itself is
-# imported (its own @triton.jit helpers, e.g. the combine function of tl.sum, are wrapped at import) and while kernels
-# run, so it is set here, at collection, and left set for the rest of this pytest process.
-_MODE = os.environ.get("FOCALKIT_TRITON_TESTS", "auto").lower()
-ON_GPU = _MODE == "cuda" or (_MODE == "auto" and torch.cuda.is_available())
-if ON_GPU and not torch.cuda.is_available():  # pragma: no cover
-    pytest.skip("FOCALKIT_TRITON_TESTS=cuda but CUDA is not available", allow_module_level=True)
-if not ON_GPU:
-    if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":  # pragma: no cover
-        pytest.skip(
-            "triton was imported earlier in this process without TRITON_INTERPRET=1 (by another test module?), so "
-            "its kernels cannot run in the CPU interpreter; run this file on its own: "
-            "pytest tests/test_kernels_triton.py",
-            allow_module_level=True,
-        )
-    os.environ["TRITON_INTERPRET"] = "1"
+# The interpreter must be on before triton itself is imported (tests/triton_mode.py).
+ON_GPU = choose_mode("tests/test_kernels_triton.py")
 
 triton = pytest.importorskip("triton", reason="Triton is not installed (pip install triton); kernels not tested")
 
@@ -48,19 +33,8 @@ except ImportError:  # pragma: no cover
 from focalkit import reference  # noqa: E402
 from focalkit.backends.triton import sigmoid as triton_sigmoid, softmax as triton_softmax  # noqa: E402
 
-try:
-    from triton.runtime.interpreter import InterpretedFunction
-except ImportError:  # pragma: no cover
-    InterpretedFunction = ()  # type: ignore[assignment]
-
-_interpreted = isinstance(triton_sigmoid._sigmoid_focal_fwd_kernel, InterpretedFunction) and isinstance(
-    triton_softmax._softmax_focal_fwd_kernel, InterpretedFunction)
-if _interpreted == ON_GPU:  # pragma: no cover
-    pytest.skip(
-        f"focalkit.backends.triton.* were imported earlier in this process in the other Triton mode (interpreter: "
-        f"{_interpreted}); run this file on its own: pytest tests/test_kernels_triton.py",
-        allow_module_level=True,
-    )
+check_kernels(ON_GPU, [triton_sigmoid._sigmoid_focal_fwd_kernel, triton_softmax._softmax_focal_fwd_kernel],
+              "tests/test_kernels_triton.py")
 
 DEV = torch.device("cuda" if ON_GPU else "cpu")
 

@@ -18,20 +18,12 @@ import numpy as np
 from .detection_losses import LossConfig
 from .detection_ranking import ranking_stability
 from .detection_task import CLASS_NAMES, IGNORE, make_batch
+from .plots import pyplot, save_figure
 
 __all__ = ["plot_ap_vs_budget", "plot_ranking_stability", "plot_example", "plot_loss_cdf", "normalised_loss_cdf"]
 
 _STYLES = [("tab:blue", "-", "o"), ("tab:orange", "--", "s"), ("tab:green", "-.", "^"), ("tab:red", ":", "D"),
            ("tab:purple", "-", "v")]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _groups(rows: tuple[LossConfig, ...]) -> list[tuple[str, list[int]]]:
@@ -44,7 +36,7 @@ def _groups(rows: tuple[LossConfig, ...]) -> list[tuple[str, list[int]]]:
 def plot_ap_vs_budget(ap: np.ndarray, rows: tuple[LossConfig, ...], optimizers: tuple[str, ...],
                       budgets: tuple[int, ...], baseline: int, path: Path) -> Path:
     """ap: (R rows, O optimisers, S seeds, K budgets)."""
-    plt = _plt()
+    plt = pyplot()
     groups = _groups(rows)
     fig, axes = plt.subplots(len(optimizers), len(groups), figsize=(3.3 * len(groups), 3.0 * len(optimizers)),
                              squeeze=False, sharex=True, sharey=True)
@@ -73,17 +65,13 @@ def plot_ap_vs_budget(ap: np.ndarray, rows: tuple[LossConfig, ...], optimizers: 
             if o == len(optimizers) - 1:
                 ax.set_xlabel("training steps")
             ax.legend(fontsize=6, loc="lower right")
-    fig.suptitle("mAP against training budget (line: mean over seeds; band: min-max over seeds)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, "mAP against training budget (line: mean over seeds; band: min-max over seeds)")
 
 
 def plot_ranking_stability(ap: np.ndarray, rows: tuple[LossConfig, ...], optimizers: tuple[str, ...],
                            budgets: tuple[int, ...], path: Path) -> Path:
     """ap: (R, O, S, K). One heat map per optimiser: mean rank per row and budget, seed range in the cells."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(optimizers), figsize=(1.3 * len(budgets) * len(optimizers) + 3,
                                                           0.33 * len(rows) + 1.6), squeeze=False)
     for o, opt in enumerate(optimizers):
@@ -102,14 +90,11 @@ def plot_ranking_stability(ap: np.ndarray, rows: tuple[LossConfig, ...], optimiz
         ax.set_yticks(range(len(rows)), [r.label for r in rows] if o == 0 else [], fontsize=7)
         ax.set_title(f"{opt.upper()}: mean rank over seeds (seed range)", fontsize=8)
         ax.set_xlabel("training steps; mean Kendall tau between seeds", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_example(size: int, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     b = make_batch(np.random.default_rng(123), 1, size)
     labels = b.labels[0]
     fg = np.full(labels.shape[1:], np.nan)
@@ -130,10 +115,7 @@ def plot_example(size: int, path: Path) -> Path:
                  f"{int((labels == IGNORE).sum())} ignored of {labels.size} anchors", fontsize=7)
     for a in (a1, a2):
         a.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def normalised_loss_cdf(logits, labels, gamma: float):
@@ -163,7 +145,7 @@ def normalised_loss_cdf(logits, labels, gamma: float):
 
 def plot_loss_cdf(logits, labels, path: Path, title: str) -> Path:
     """logits, labels: 1-d tensors over the non-ignored (anchor, class) sigmoids of the test images."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     for k, g in enumerate((0.0, 0.5, 1.0, 2.0)):
         colour, style, _ = _STYLES[k]
@@ -176,8 +158,4 @@ def plot_loss_cdf(logits, labels, path: Path, title: str) -> Path:
         ax.set_title(what, fontsize=9)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

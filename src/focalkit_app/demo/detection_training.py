@@ -60,24 +60,20 @@ class TrainConfig:
         return self.lr_sgd if optimizer == "sgd" else self.lr_adam
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_test_set(seed: int, images: int, size: int) -> DetectionBatch:
-    return make_batch(np.random.default_rng(seed), images, size)
-
-
 @functools.lru_cache(maxsize=8)
-def _cached_training_set(seed: int, images: int, size: int) -> DetectionBatch:
+def _generated_images(seed: int, images: int, size: int) -> DetectionBatch:
+    """``images`` images drawn from ``numpy.random.default_rng(seed)``, generated once per process."""
     return make_batch(np.random.default_rng(seed), images, size)
 
 
 def training_set(cfg: TrainConfig, seed: int) -> DetectionBatch:
     """The seed's finite training set (cached per process, shared by every row and optimiser; do not modify)."""
-    return _cached_training_set(seed, cfg.train_images, cfg.size)
+    return _generated_images(seed, cfg.train_images, cfg.size)
 
 
 def test_set(cfg: TrainConfig) -> DetectionBatch:
     """The held-out images: the same for every row, seed and optimiser (cached; do not modify)."""
-    return _cached_test_set(cfg.test_seed, cfg.test_images, cfg.size)
+    return _generated_images(cfg.test_seed, cfg.test_images, cfg.size)
 
 
 def build_detector(cfg: TrainConfig, prior: bool) -> GNDetector:

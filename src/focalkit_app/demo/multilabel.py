@@ -53,6 +53,7 @@ from .multilabel_data import MultiLabelSplit, digit_mosaics
 from .outdir import make_out_dir
 from .progress import progress_bar
 from .paired_table import conclusions, paired_table, table_cells, terminal_lines
+from .plots import pyplot, save_figure
 from .stats import RULE
 from .threads import torch_threads
 from .training import TrainConfig
@@ -270,10 +271,7 @@ def _markdown(cfg: MultiLabelConfig, table: list[dict], runs: dict[str, list[dic
 
 def _plot_per_label_ap(runs: dict[str, list[dict]], mean_counts: np.ndarray, path: Path) -> Path:
     """Grouped bars: test AP per label (mean over seeds, error bar = std), labels ordered by training frequency."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(runs)
     num = len(mean_counts)
@@ -289,7 +287,4 @@ def _plot_per_label_ap(runs: dict[str, list[dict]], mean_counts: np.ndarray, pat
     ax.set_ylim(0, 1.05)
     ax.set_title("Per-label test AP, long-tailed multi-label digit mosaics (mean ± std over seeds)", fontsize=9)
     ax.legend(fontsize=7, ncol=2, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

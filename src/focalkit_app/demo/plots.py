@@ -9,10 +9,11 @@ import numpy as np
 from .experiment import LossRuns
 from .losses import LOSSES
 
-__all__ = ["plot_per_class_recall", "plot_reliability", "plot_training_curves"]
+__all__ = ["plot_per_class_recall", "plot_reliability", "plot_training_curves", "pyplot", "save_figure"]
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg back-end (imported on first use, so the demo loads without it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,13 +22,23 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path: Path, title: str | None = None, title_size: int = 9) -> Path:
+    """Give ``fig`` its title, lay it out, write it to ``path`` at 90 dpi and close it; returns ``path``."""
+    if title is not None:
+        fig.suptitle(title, fontsize=title_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    pyplot().close(fig)
+    return path
+
+
 def _label(name: str) -> str:
     return LOSSES[name].label if name in LOSSES else name
 
 
 def plot_per_class_recall(runs: dict[str, LossRuns], class_names, counts, path: Path, title: str) -> Path:
     """Grouped bars: mean test recall per class (error bar = std over seeds); x labels carry training counts."""
-    plt = _plt()
+    plt = pyplot()
     names = list(runs)
     c = len(class_names)
     width = 0.8 / len(names)
@@ -41,15 +52,12 @@ def plot_per_class_recall(runs: dict[str, LossRuns], class_names, counts, path: 
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=4, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_reliability(runs: dict[str, LossRuns], path: Path, title: str) -> Path:
     """One reliability diagram per loss, test predictions pooled over seeds (15 equal-width bins)."""
-    plt = _plt()
+    plt = pyplot()
     names = list(runs)
     cols = 4
     rows = int(np.ceil(len(names) / cols))
@@ -70,16 +78,12 @@ def plot_reliability(runs: dict[str, LossRuns], path: Path, title: str) -> Path:
         ax.set_ylim(0, 1)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
 
 
 def plot_training_curves(runs: dict[str, LossRuns], path: Path, title: str) -> Path:
     """Mean training loss (normalised to its first epoch) and validation balanced accuracy per epoch."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
     for name, r in runs.items():
         n = min(len(c) for c in r.train_loss) if r.train_loss else 0
@@ -95,8 +99,4 @@ def plot_training_curves(runs: dict[str, LossRuns], path: Path, title: str) -> P
     a2.set_xlabel("epoch")
     a2.set_ylabel("validation balanced accuracy")
     a2.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

@@ -51,6 +51,7 @@ from .progress import progress_bar
 from .segmentation_data import CLASS_NAMES, COMMON, RARE, make_shapes
 from .segmentation_metrics import boundary_recall, dice_score
 from .paired_table import conclusions, paired_table, table_cells, terminal_lines
+from .plots import pyplot, save_figure
 from .stats import RULE
 from .threads import torch_threads
 
@@ -280,10 +281,7 @@ def _markdown(cfg: SegmentationConfig, table: list[dict], rare_pixels: list[int]
 
 def _plot_examples(test: tuple[np.ndarray, np.ndarray], predictions: dict[str, np.ndarray], path: Path) -> Path:
     """Rows: three test images holding a disc; columns: input, truth, each loss' prediction (seed 0)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.colors import ListedColormap
 
     images, truth = test
@@ -301,9 +299,5 @@ def _plot_examples(test: tuple[np.ndarray, np.ndarray], predictions: dict[str, n
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(title, fontsize=8)
-    fig.suptitle("Test images with a disc (seed 0): black background, blue square (common), orange disc (rare)",
-                 fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, "Test images with a disc (seed 0): black background, blue square (common), orange "
+                       "disc (rare)", title_size=8)

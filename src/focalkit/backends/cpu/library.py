@@ -48,7 +48,8 @@ _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
 
-# The exported kernels and their argument types (csrc/focal_cpu.c); each returns an int64 count of invalid targets.
+# The exported kernels and their argument types (csrc/focal_cpu.c and the segmentation_cpu.c it includes); each
+# returns an int64 (for the loss kernels, the count of invalid targets).
 _SIGNATURES = {
     "fk_sigmoid_focal": [
         _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
@@ -71,6 +72,16 @@ _SIGNATURES = {
     ],
     "fk_distribution_focal": [
         _P, ctypes.c_int, _P, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
+    ],
+    # csrc/segmentation_cpu.c: (x, xdt, t, tdt, ignore_index, has_ignore, N, C, S, Spad, softmax, mode, focal, wpos,
+    # wneg, gamma, ...); the statistics return the number of extreme pixels, the gradient 0
+    "fk_segmentation_stats": [
+        _P, ctypes.c_int, _P, ctypes.c_int, _I64, ctypes.c_int, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int,
+        ctypes.c_int, _P, _P, ctypes.c_float, _I64, _I64, _P, _P,
+    ],
+    "fk_segmentation_grad": [
+        _P, ctypes.c_int, _P, ctypes.c_int, _I64, ctypes.c_int, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int,
+        ctypes.c_int, _P, _P, ctypes.c_float, _P, _P, _I64, _I64, _P, _P,
     ],
 }
 

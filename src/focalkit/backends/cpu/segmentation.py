@@ -35,7 +35,6 @@ Reference:
 
 from __future__ import annotations
 
-import ctypes
 import math
 from typing import NamedTuple
 
@@ -49,11 +48,6 @@ __all__ = ["MODES", "STATISTICS", "SegmentationStatistics", "gradient", "statist
 MODES = {"dice": 0, "dice_squared": 1, "tversky": 2}
 STATISTICS = 3  # sums per (image, class)
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_P = ctypes.c_void_p
-_I64 = ctypes.c_int64
-_INT = ctypes.c_int
-_COMMON = [_P, _INT, _P, _INT, _I64, _INT, _I64, _I64, _I64, _I64, _INT, _INT, _INT, _P, _P, ctypes.c_float]
-_declared = False
 
 
 class SegmentationStatistics(NamedTuple):
@@ -71,18 +65,6 @@ class SegmentationStatistics(NamedTuple):
 def supported(input: Tensor) -> bool:
     """Whether the kernels can run on these logits: a CPU tensor in float32 / float16 / bfloat16, library built."""
     return input.device.type == "cpu" and input.dtype in _DTYPES and cpu_lib.available()
-
-
-def _lib() -> ctypes.CDLL:
-    global _declared
-    lib = cpu_lib.lib()
-    if not _declared:
-        lib.fk_segmentation_stats.argtypes = _COMMON + [_I64, _I64, _P, _P]
-        lib.fk_segmentation_stats.restype = ctypes.c_int64
-        lib.fk_segmentation_grad.argtypes = _COMMON + [_P, _P, _I64, _I64, _P, _P]
-        lib.fk_segmentation_grad.restype = ctypes.c_int64
-        _declared = True
-    return lib
 
 
 def _layout(input: Tensor) -> tuple[int, int, int, int]:
@@ -132,7 +114,7 @@ def statistics(input: Tensor, target: Tensor, *, softmax: bool, mode: str, ignor
     Returns:
         :class:`SegmentationStatistics`.
     """
-    lib = _lib()
+    lib = cpu_lib.lib()
     n, c, s, spad = _layout(input)
     x = input.detach().contiguous()
     t, tdt = _targets(target)
@@ -167,7 +149,7 @@ def gradient(input: Tensor, target: Tensor, grad_stats: Tensor, grad_focal: Tens
         ...          gamma=2.0).shape
         torch.Size([1, 2, 4])
     """
-    lib = _lib()
+    lib = cpu_lib.lib()
     n, c, s, spad = _layout(input)
     x = input.detach().contiguous()
     t, tdt = _targets(target)

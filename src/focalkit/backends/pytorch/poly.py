@@ -48,7 +48,7 @@ from ..._targets import class_shape
 from ...semantics import LOG_SPACE_BELOW
 from ._logistic import compute_dtype, logistic_parts
 from .asymmetric import _softmax_chain
-from .softmax import _log_p_and_log_u, _rows_view, _soft_targets
+from .softmax import _log_p_and_log_u, _rows_view, _soft_targets, index_rows
 
 __all__ = ["differentiable_ce", "differentiable_focal", "excess", "forward_ce", "forward_focal"]
 
@@ -140,18 +140,8 @@ def _forward_ce_index(logits: Tensor, x: Tensor, targets: Tensor, class_weight: 
     """:func:`forward_ce` for class indices without smoothing: only the target's column enters the loss, so no dense
     one-hot is built. With s = -log p_t (log1p of the non-arg-max terms, accurate as p_t -> 1), u = 1 - p_t = S'/S
     (summed directly) and G = w_t (1 + epsilon p_t): L = w_t [s + epsilon u], dL/dx_j = G p_j (j != t), -G u (j = t)."""
-    n, c, s = x.shape
-    t = targets.reshape(n, 1, s)
-    valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
-    t_safe = torch.where(valid, t, torch.zeros_like(t))
-    m, top = x.max(dim=1, keepdim=True)
-    e = torch.exp(x - m)
-    s_total = e.sum(dim=1, keepdim=True)
-    log_s = torch.log1p(e.scatter(1, top, torch.zeros_like(top, dtype=e.dtype)).sum(dim=1, keepdim=True))
-    log_p = x.gather(1, t_safe) - m - log_s
-    others = torch.arange(c, device=x.device).view(1, c, 1) != t_safe
-    s_others = (e * others).sum(dim=1, keepdim=True)  # summed directly: S - e_t would cancel as p_t -> 1
-    u = s_others / s_total
+    r = index_rows(x, targets, ignore_index)
+    valid, t_safe, e, s_total, log_p, u = r.valid, r.t_safe, r.e, r.s_total, r.log_p, r.u
     w = valid.to(x.dtype)
     if class_weight is not None:
         w = w * class_weight.to(x.dtype)[t_safe]

@@ -35,6 +35,7 @@ has no u^(gamma - 1) factor either (l_c / u_c -> -1 as u_c -> 0).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -42,13 +43,45 @@ from torch import Tensor
 from ..._targets import ncs, one_hot_targets
 from ._reduced import reduced_factor
 
-__all__ = ["differentiable", "differentiable_soft", "forward", "forward_soft", "modulating_factor"]
+__all__ = ["IndexRows", "differentiable", "differentiable_soft", "forward", "forward_soft", "index_rows",
+           "modulating_factor"]
 
 
 def _rows_view(logits: Tensor) -> Tensor:
     """(N, C, d1, ...) -> (N, C, S) in the compute dtype (float32, or float64 for float64 logits)."""
     compute_dtype = torch.promote_types(logits.dtype, torch.float32)
     return logits.to(compute_dtype).reshape(ncs(logits.shape))  # explicit sizes: empty tensors reshape too
+
+
+class IndexRows(NamedTuple):
+    """Per-row softmax quantities of class-index targets, shapes (N, C, S) or (N, 1, S): ``valid`` (not ignored),
+    ``t_safe`` (the target, 0 on ignored rows), ``e`` = exp(x - max), ``s_total`` = S = sum e, ``s_others`` = S' =
+    sum_{k != t} e (summed directly: S - e_t would cancel as p_t -> 1), ``log_p`` = log p_t (log S as log1p of the
+    non-arg-max terms, accurate as p_t -> 1) and ``u`` = 1 - p_t = S' / S."""
+
+    valid: Tensor
+    t_safe: Tensor
+    e: Tensor
+    s_total: Tensor
+    s_others: Tensor
+    log_p: Tensor
+    u: Tensor
+
+
+def index_rows(x: Tensor, targets: Tensor, ignore_index: int | None) -> IndexRows:
+    """:class:`IndexRows` of logits ``x`` (N, C, S) and class indices of N * S elements."""
+    n, c, s = x.shape
+    t = targets.reshape(n, 1, s)
+    valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
+    t_safe = torch.where(valid, t, torch.zeros_like(t))
+    m, top = x.max(dim=1, keepdim=True)
+    e = torch.exp(x - m)
+    others = torch.arange(c, device=x.device).view(1, c, 1) != t_safe
+    s_total = e.sum(dim=1, keepdim=True)
+    s_others = (e * others).sum(dim=1, keepdim=True)
+    log_s = torch.log1p(e.scatter(1, top, torch.zeros_like(top, dtype=e.dtype)).sum(dim=1, keepdim=True))
+    log_p = x.gather(1, t_safe) - m - log_s
+    return IndexRows(valid, t_safe, e, s_total, s_others, log_p, s_others / s_total)
 
 
 def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, alpha: Tensor | None = None,
@@ -78,21 +111,9 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
         torch.Size([1, 3])
     """
     x = _rows_view(logits)
-    n, c, s = x.shape
-    t = targets.reshape(n, 1, s)
-    valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
-    t_safe = torch.where(valid, t, torch.zeros_like(t))
-
-    m, top = x.max(dim=1, keepdim=True)
-    e = torch.exp(x - m)
-    others = torch.arange(c, device=x.device).view(1, c, 1) != t_safe
-    s_total = e.sum(dim=1, keepdim=True)
-    s_others = (e * others).sum(dim=1, keepdim=True)  # S', accumulated directly
-    # log S = log1p(sum of the terms other than the arg-max's exp(0) = 1): keeps -log p_t accurate when p_t -> 1
-    log_s = torch.log1p(e.scatter(1, top, torch.zeros_like(top, dtype=e.dtype)).sum(dim=1, keepdim=True))
-    log_p = x.gather(1, t_safe) - m - log_s
+    rows = index_rows(x, targets, ignore_index)
+    valid, t_safe, e, s_others, log_p, u = rows.valid, rows.t_safe, rows.e, rows.s_others, rows.log_p, rows.u
     p_t = torch.exp(log_p)
-    u = s_others / s_total
     row_weight = u.pow(gamma)
     if reduced_threshold:
         row_weight, gamma = reduced_factor(u, gamma, reduced_threshold)

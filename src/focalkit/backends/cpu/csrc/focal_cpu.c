@@ -500,12 +500,10 @@ FK_EXPORT int64_t fk_poly1_focal(const void *xp, int xdt, const void *tp, int td
                              start, end, loss_out, grad_out, block_sums);
 }
 
-/* g(s) = s - (1 - e^{-s}) >= 0, given om = 1 - e^{-s} (= 1 - p for s = spn, p for s = spp): a Taylor series
- * below s = 0.1, else the difference (poly.py `excess`). */
-static inline __attribute__((always_inline)) float fk_excess(float s, float om) {
-    int small = s < 0.1f;
-    float t = small ? s : 0.0f;
-    float acc = -2.505210838544172e-08f;  /* (-1)^11 / 11! */
+/* The Taylor series of g(s) = s - (1 - e^{-s}) = s^2 sum_{k>=2} (-1)^k s^(k - 2) / k!, by Horner from the coefficient
+ * of s^11 (acc11: -1/11!, or the longer series' higher terms folded into it) down to 1/2!. */
+static inline __attribute__((always_inline)) float fk_excess_series(float t, float acc11) {
+    float acc = acc11;
     acc = acc * t + 2.755731922398589e-07f;
     acc = acc * t - 2.7557319223985893e-06f;
     acc = acc * t + 2.48015873015873e-05f;
@@ -515,7 +513,15 @@ static inline __attribute__((always_inline)) float fk_excess(float s, float om) 
     acc = acc * t + 0.041666666666666664f;
     acc = acc * t - 0.16666666666666666f;
     acc = acc * t + 0.5f;
-    return small ? t * t * acc : s - om;
+    return t * t * acc;
+}
+
+/* g(s) = s - (1 - e^{-s}) >= 0, given om = 1 - e^{-s} (= 1 - p for s = spn, p for s = spp): a Taylor series
+ * below s = 0.1, else the difference (poly.py `excess`). */
+static inline __attribute__((always_inline)) float fk_excess(float s, float om) {
+    int small = s < 0.1f;
+    float t = small ? s : 0.0f;
+    return small ? fk_excess_series(t, -2.505210838544172e-08f /* (-1)^11 / 11! */) : s - om;
 }
 
 /* c ? a : b for a loop-uniform condition c, as a bit select: GCC 12 does not vectorise a float select whose condition
@@ -541,19 +547,8 @@ static inline __attribute__((always_inline)) float fk_pick(int c, float a, float
 static inline __attribute__((always_inline)) float fk_excess_accurate(float s, float om) {
     int small = s < 1.0f;
     float t = small ? s : 0.0f;
-    float acc = -1.6059043836821613e-10f; /* (-1)^13 / 13! */
-    acc = acc * t + 2.08767569878681e-09f;
-    acc = acc * t - 2.505210838544172e-08f;
-    acc = acc * t + 2.755731922398589e-07f;
-    acc = acc * t - 2.7557319223985893e-06f;
-    acc = acc * t + 2.48015873015873e-05f;
-    acc = acc * t - 0.0001984126984126984f;
-    acc = acc * t + 0.001388888888888889f;
-    acc = acc * t - 0.008333333333333333f;
-    acc = acc * t + 0.041666666666666664f;
-    acc = acc * t - 0.16666666666666666f;
-    acc = acc * t + 0.5f;
-    return small ? t * t * acc : s - om;
+    float acc11 = (-1.6059043836821613e-10f /* (-1)^13 / 13! */ * t + 2.08767569878681e-09f) * t - 2.505210838544172e-08f;
+    return small ? fk_excess_series(t, acc11) : s - om;
 }
 
 /* The Poly-1 cross-entropy of one row from ce = -log p_t >= 0 and u = 1 - p_t: ce + eps u, written for eps < 0 as
