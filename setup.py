@@ -1,7 +1,7 @@
 """Build script for focalkit's optional fused CPU kernels (all metadata lives in pyproject.toml).
 
-Two shared libraries are built from ``src/focalkit/backends/cpu/csrc/focal_cpu.c`` (plain C, no torch or Python headers
-needed): a baseline one and, on x86-64, an AVX2 + FMA + F16C one. They are loaded with ctypes at run time and chosen
+Shared libraries are built from ``src/focalkit/backends/cpu/csrc/focal_cpu.c`` (plain C, no torch or Python headers
+needed): a baseline one and, on x86-64, an AVX2 + FMA + F16C one and an AVX-512 one (512-bit vectors). They are loaded with ctypes at run time and chosen
 by CPU feature. If no C compiler works, the build of the extension is skipped and the install still succeeds:
 focalkit then uses its PyTorch back-end. Set ``FOCALKIT_NO_EXT=1`` to skip the kernels on purpose.
 """
@@ -20,6 +20,10 @@ from setuptools.command.build_ext import build_ext
 CSRC = "src/focalkit/backends/cpu/csrc"
 ABI_FILE = "src/focalkit/backends/cpu/abi.py"
 COMMON_ARGS = ["-O3", "-g0", "-std=gnu11", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
+# x86-64-v4's vector extensions; without the last flag GCC would keep 256-bit vectors (measured: the 512-bit loops of
+# the sigmoid and softmax kernels run 1.3-1.4x faster than the AVX2 build's on an AVX-512 CPU)
+AVX512_ARGS = ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c",
+               "-mprefer-vector-width=512"]
 
 
 class OptionalBuildExt(build_ext):
@@ -74,6 +78,15 @@ def extensions() -> list[Extension]:
                 depends=[f"{CSRC}/focal_cpu.c", f"{CSRC}/segmentation_cpu.c", ABI_FILE],
                 define_macros=[("FK_ABI_VERSION", abi_version())],
                 extra_compile_args=COMMON_ARGS + ["-mavx2", "-mfma", "-mf16c"],
+            )
+        )
+        exts.append(
+            Extension(
+                "focalkit.backends.cpu._focal_cpu_avx512",
+                sources=[f"{CSRC}/focal_cpu_avx512.c"],
+                depends=[f"{CSRC}/focal_cpu.c", f"{CSRC}/segmentation_cpu.c", ABI_FILE],
+                define_macros=[("FK_ABI_VERSION", abi_version())],
+                extra_compile_args=COMMON_ARGS + AVX512_ARGS,
             )
         )
     return exts

@@ -569,10 +569,11 @@ def test_opcheck_new_ops():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_saved_tensors_at_most_logits_plus_targets(dtype):
-    x = (3 * torch.randn(256, 80)).to(dtype).requires_grad_(True)
-    y = (torch.rand(256, 80) > 0.95).to(dtype)
-    t = torch.randint(0, 80, (256,))
-    probs = torch.softmax(torch.randn(256, 80), dim=1).to(dtype)
+    # 1024 x 80 logits: above the small-input rule, under which the forward pass also keeps the gradient
+    x = (3 * torch.randn(1024, 80)).to(dtype).requires_grad_(True)
+    y = (torch.rand(1024, 80) > 0.95).to(dtype)
+    t = torch.randint(0, 80, (1024,))
+    probs = torch.softmax(torch.randn(1024, 80), dim=1).to(dtype)
     size = lambda v: v.numel() * v.element_size()  # noqa: E731
     cases = {
         "asl": (lambda: focalkit.asymmetric_loss(x, y), size(x) + size(y)),

@@ -99,9 +99,10 @@ def torchvision_formula(inputs, targets, alpha=0.25, gamma=2.0):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_saved_tensors_at_most_logits_plus_targets(dtype):
-    x = torch.randn(256, 80, dtype=dtype, requires_grad=True)
-    y = (torch.rand(256, 80) > 0.99).to(dtype)
-    t = torch.randint(0, 81, (256,))
+    # 1024 x 80 logits: above the small-input rule, under which the forward pass also keeps the gradient
+    x = torch.randn(1024, 80, dtype=dtype, requires_grad=True)
+    y = (torch.rand(1024, 80) > 0.99).to(dtype)
+    t = torch.randint(0, 81, (1024,))
     logits_bytes = x.numel() * x.element_size()
     cases = {
         "sigmoid dense": (lambda: focalkit.sigmoid_focal_loss(x, y, reduction="sum"), logits_bytes + y.numel() * y.element_size()),

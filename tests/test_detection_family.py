@@ -557,12 +557,13 @@ def test_opcheck_new_ops():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_saved_tensors_at_most_logits_plus_targets(dtype):
-    x = (3 * torch.randn(256, 80)).to(dtype).requires_grad_(True)
-    q = (torch.rand(256, 80) * (torch.rand(256, 80) > 0.95)).to(dtype)
-    labels = torch.randint(0, 81, (256,))
-    scores = torch.rand(256).to(dtype)
-    bins = (3 * torch.randn(1024, 17)).to(dtype).requires_grad_(True)
-    d = (torch.rand(1024) * 16).to(dtype)
+    # sizes above the small-input rule, under which the forward pass also keeps the gradient
+    x = (3 * torch.randn(1024, 80)).to(dtype).requires_grad_(True)
+    q = (torch.rand(1024, 80) * (torch.rand(1024, 80) > 0.95)).to(dtype)
+    labels = torch.randint(0, 81, (1024,))
+    scores = torch.rand(1024).to(dtype)
+    bins = (3 * torch.randn(4096, 17)).to(dtype).requires_grad_(True)
+    d = (torch.rand(4096) * 16).to(dtype)
     size = lambda t: t.numel() * t.element_size()  # noqa: E731
     cases = {
         "qfl dense": (lambda: focalkit.quality_focal_loss(x, q), size(x) + size(q)),

@@ -51,7 +51,9 @@ def test_auto_falls_back_to_torch_for_what_kernels_do_not_cover():
     assert resolve_backend("sigmoid_focal_star", x32, y32) == "torch"
 
 
-def test_auto_without_cpu_library_uses_torch(monkeypatch):
+def test_auto_without_cpu_library_uses_torch(monkeypatch, request):
+    dispatch.clear_dispatch_cache()  # resolutions made with the library loaded
+    request.addfinalizer(dispatch.clear_dispatch_cache)  # and the ones made without it
     monkeypatch.setattr(cpu_lib, "_lib", None)
     monkeypatch.setattr(cpu_lib, "_loaded", True)
     monkeypatch.setattr(cpu_lib, "_load_error", "simulated: not built")
@@ -109,7 +111,7 @@ def test_get_forward_returns_contract_functions():
         assert get_forward("sigmoid_focal", "cpu") is cpu_sigmoid.forward
         assert get_forward("softmax_focal", "cpu") is cpu_softmax.forward
     assert set(dispatch.available_backends()) == {"torch", "cpu", "triton"}
-    assert dispatch.cpu_kernel_isa() in ("avx2", "base", "none")
+    assert dispatch.cpu_kernel_isa() in ("avx512", "avx2", "base", "none")
 
 
 def test_every_backend_declares_its_reasons_for_every_op():
@@ -289,9 +291,9 @@ def test_saved_tensors_at_most_logits_plus_targets(monkeypatch, backend, dtype):
     if backend == "cpu" and not HAVE_CPU:
         pytest.skip("CPU kernels not built")
     monkeypatch.setenv(dispatch.ENV_VAR, backend)
-    x, y = _xy(256, 80, dtype)
+    x, y = _xy(1024, 80, dtype)  # above the small-input rule (gradient_mode.SMALL_INPUT_ELEMENTS)
     x.requires_grad_(True)
-    t = torch.randint(0, 80, (256,))
+    t = torch.randint(0, 80, (1024,))
     logits_bytes = x.numel() * x.element_size()
     for fn, budget in (
         (lambda: focalkit.sigmoid_focal_loss(x, y, reduction="sum"), logits_bytes + y.numel() * y.element_size()),
@@ -309,7 +311,7 @@ def test_sum_saves_only_the_inputs_and_backward_accumulates(monkeypatch):
     """reduction="sum": autograd saves exactly the logits and the targets (the gradient is written by the backward
     pass, straight into .grad); with retain_graph a second backward accumulates the same gradient."""
     monkeypatch.setenv(dispatch.ENV_VAR, "cpu")
-    x, y = _xy(128, 10)
+    x, y = _xy(8192, 10)  # above the small-input rule (gradient_mode.SMALL_INPUT_ELEMENTS)
     x.requires_grad_(True)
     storages, loss = _saved_storages(lambda: focalkit.sigmoid_focal_loss(x, y, reduction="sum"))
     assert set(storages) == {x.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()}

@@ -536,8 +536,8 @@ def test_opcheck_and_saved_tensor_budget():
     op = torch.ops.focalkit.equalized_focal.default
     torch.library.opcheck(op, (x, labels, args, empty, -100, True, True, "torch"))
     torch.library.opcheck(op, (x, torch.rand(6, 3), [G3, None, None, None], empty, None, False, True, "torch"))
-    big = (3 * torch.randn(256, 80)).requires_grad_(True)
-    index = torch.randint(0, 81, (256,))
+    big = (3 * torch.randn(1024, 80)).requires_grad_(True)  # above the small-input rule
+    index = torch.randint(0, 81, (1024,))
     storages = {}
 
     def pack(tensor):

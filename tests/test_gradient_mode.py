@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import focalkit
+from focalkit import gradient_mode
 from focalkit.backends.cpu import library
 
 BACKENDS = ["torch", "cpu"] if library.available() else ["torch"]
@@ -74,19 +75,45 @@ def _saved(fn):
     return storages, loss
 
 
+# above the small-input rule (gradient_mode.SMALL_INPUT_ELEMENTS)
+X_LARGE = torch.randn(gradient_mode.SMALL_INPUT_ELEMENTS // 6 + 1, 6)
+Y_LARGE = (torch.rand(X_LARGE.shape) < 0.3).float()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_each_mode_saves_what_it_says(monkeypatch, backend):
     monkeypatch.setenv("FOCALKIT_BACKEND", backend)
-    x = X.clone().requires_grad_(True)
+    x = X_LARGE.clone().requires_grad_(True)
     focalkit.set_gradient_mode("recompute")
-    storages, loss = _saved(lambda: focalkit.sigmoid_focal_loss(x, Y, reduction="sum"))
-    assert set(storages) == {x.untyped_storage().data_ptr(), Y.untyped_storage().data_ptr()}
+    storages, loss = _saved(lambda: focalkit.sigmoid_focal_loss(x, Y_LARGE, reduction="sum"))
+    assert set(storages) == {x.untyped_storage().data_ptr(), Y_LARGE.untyped_storage().data_ptr()}
     loss.backward()
     focalkit.set_gradient_mode("store")
-    storages, loss = _saved(lambda: focalkit.sigmoid_focal_loss(x, Y, reduction="sum"))
+    storages, loss = _saved(lambda: focalkit.sigmoid_focal_loss(x, Y_LARGE, reduction="sum"))
     assert len(storages) == 1 and x.untyped_storage().data_ptr() not in storages
     assert sum(storages.values()) == x.numel() * x.element_size()  # the gradient, in the logits' dtype
     loss.backward()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_small_inputs_store_their_gradient_beside_the_inputs(monkeypatch, backend):
+    """At most SMALL_INPUT_ELEMENTS logits: the forward pass keeps the gradient and the inputs in "recompute" mode,
+    and double backward still works (from the inputs)."""
+    monkeypatch.setenv("FOCALKIT_BACKEND", backend)
+    focalkit.set_gradient_mode("recompute")
+    x = X.clone().requires_grad_(True)
+    storages, loss = _saved(lambda: focalkit.sigmoid_focal_loss(x, Y, reduction="sum"))
+    inputs = {x.untyped_storage().data_ptr(), Y.untyped_storage().data_ptr()}
+    assert inputs < set(storages) and len(storages) == 3
+    assert sum(v for k, v in storages.items() if k not in inputs) == x.numel() * x.element_size()
+    (grad,) = torch.autograd.grad(loss, x, create_graph=True)
+    (hvp,) = torch.autograd.grad(grad.sum(), x)
+    monkeypatch.setenv("FOCALKIT_BACKEND", "torch")  # the float64 reference
+    xr = X.double().requires_grad_(True)
+    (grad_r,) = torch.autograd.grad(focalkit.sigmoid_focal_loss(xr, Y.double(), reduction="sum"), xr, create_graph=True)
+    (hvp_r,) = torch.autograd.grad(grad_r.sum(), xr)
+    torch.testing.assert_close(grad.double(), grad_r, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(hvp.double(), hvp_r, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["recompute", "store"])

@@ -198,7 +198,9 @@ def _softmax_ref(x, t, weight, gamma, ignore_index=-100):
 
 
 SOFTMAX_SHAPES = [((1, 2), (1,)), ((37, 5), (37,)), ((1, 300), (1,)), ((3, 7, 11, 13), (3, 11, 13)),
-                  ((5, 3, 4097), (5, 4097)), ((0, 4), (0,)), ((2, 1), (2,)), ((513, 64), (513,))]
+                  ((5, 3, 4097), (5, 4097)), ((0, 4), (0,)), ((2, 1), (2,)), ((513, 64), (513,)),
+                  # (N, C) rows run in batches of library.row_batch(C) rows: 256 rows of 3 classes, 1 row of 9000
+                  ((300, 3), (300,)), ((3, 9000), (3,))]
 
 
 @pytest.mark.parametrize("shapes", SOFTMAX_SHAPES)
@@ -222,6 +224,24 @@ def test_softmax_matches_reference(shapes, dtype, gamma):
     _close(grad, ref_grad.to(dtype), dtype, "grad")
     total, _ = softmax_focal_forward(x, t, weight, None, gamma, -100, True, compute_grad=False)
     torch.testing.assert_close(total.double(), ref_loss.sum(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_rows_of_weight_zero_and_ignored_rows_in_a_batch(dtype):
+    """A batch of (N, C) rows mixing weight-0 classes, ignored and valid rows: zero loss and gradient exactly where
+    a row does not count, the reference elsewhere."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(260, 6, generator=g) * 3).to(dtype)
+    t = torch.randint(0, 6, (260,), generator=g)
+    t[::5] = -100
+    weight = torch.rand(6, generator=g) + 0.5
+    weight[2] = 0.0
+    loss, grad = softmax_focal_forward(x, t, weight, None, 2.0, -100, False, compute_grad=True)
+    silent = (t == -100) | (t == 2)
+    assert bool((loss[silent] == 0).all()) and bool((grad[silent] == 0).all())
+    ref_loss, ref_grad = _softmax_ref(x.float(), t, weight, 2.0)
+    _close(loss, ref_loss, torch.float32, "loss")
+    _close(grad, ref_grad.to(dtype), dtype, "grad")
 
 
 def test_softmax_confident_rows_keep_relative_accuracy():
@@ -256,13 +276,17 @@ def test_softmax_non_contiguous_and_invalid_targets():
 
 # ------------------------------------------------------------------------------------------------ builds
 def test_loaded_build_matches_cpu_features():
-    assert cpu_lib.isa() in ("avx2", "base")
-    if cpu_lib._cpu_has_avx2_fma():
+    assert cpu_lib.isa() in ("avx512", "avx2", "base")
+    if cpu_lib._cpu_has_avx512():
+        assert cpu_lib.isa() == "avx512"
+    elif cpu_lib._cpu_has_avx2_fma():
         assert cpu_lib.isa() == "avx2"
 
 
-def test_baseline_build_agrees_with_loaded_build():
-    """The baseline (non-AVX2) library, forced with FOCALKIT_CPU_ISA=base in a fresh process, gives the same numbers."""
+@pytest.mark.parametrize("forced", ["base", "avx2"])
+def test_other_builds_agree_with_loaded_build(forced):
+    """The baseline and the AVX2 libraries, forced with FOCALKIT_CPU_ISA in a fresh process, give the loaded build's
+    numbers (on a CPU without AVX2 both runs load the baseline build)."""
     code = r"""
 import json, torch
 from focalkit.backends.cpu import library as cpu_lib, sigmoid, softmax
@@ -274,11 +298,11 @@ b = softmax.forward(x, t, gamma=2.0, ignore_index=None, reduce_sum=False, comput
 print(json.dumps({"isa": cpu_lib.isa(), "sig": a[0].tolist(), "sig_grad": a[1].tolist(), "sm": b[0].tolist(),
                   "sm_grad": b[1].tolist()}))
 """
-    env = dict(os.environ, FOCALKIT_CPU_ISA="base")
+    env = dict(os.environ, FOCALKIT_CPU_ISA=forced)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     base = json.loads(out.stdout.strip().splitlines()[-1])
-    assert base["isa"] == "base"
+    assert base["isa"] == (forced if forced == "base" or cpu_lib._cpu_has_avx2_fma() else "base")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(300, 7, generator=g) * 5
     y = (torch.rand(300, 7, generator=g) < 0.2).float()

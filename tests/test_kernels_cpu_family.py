@@ -444,8 +444,10 @@ def test_sums_do_not_depend_on_the_thread_count(op):
     torch.testing.assert_close(one.double(), elementwise.double().sum(), rtol=1e-6, atol=0)
 
 
-def test_baseline_build_agrees_with_loaded_build():
-    """The baseline (non-AVX2) library, forced with FOCALKIT_CPU_ISA=base in a fresh process, gives the same numbers."""
+@pytest.mark.parametrize("forced", ["base", "avx2"])
+def test_other_builds_agree_with_loaded_build(forced):
+    """The baseline and the AVX2 libraries, forced with FOCALKIT_CPU_ISA in a fresh process, give the loaded build's
+    numbers (on a CPU without AVX2 both runs load the baseline build)."""
     code = r"""
 import json, torch
 from focalkit.backends import get_forward
@@ -462,11 +464,11 @@ loss, grad = get_forward("distribution_focal", "cpu")(x, y[:, 0] * 6, reduce_sum
 out["distribution_focal"] = [loss.tolist(), grad.tolist()]
 print(json.dumps(out))
 """
-    env = dict(os.environ, FOCALKIT_CPU_ISA="base")
+    env = dict(os.environ, FOCALKIT_CPU_ISA=forced)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     base = json.loads(out.stdout.strip().splitlines()[-1])
-    assert base["isa"] == "base"
+    assert base["isa"] == (forced if forced == "base" or cpu_lib._cpu_has_avx2_fma() else "base")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(300, 7, generator=g) * 5
     y = torch.rand(300, 7, generator=g)

@@ -102,13 +102,17 @@ def _fake(spec: LossOp, logits, targets, tensors, scalars, ignore_index, reduce_
 
 
 # --------------------------------------------------------------------------------------------- autograd formula
-def _setup_context(spec: LossOp, ctx, inputs, output, *, eager: bool = False) -> None:
+def _setup_context(spec: LossOp, ctx, inputs, output, *, eager: bool = False, keep_inputs: bool = False) -> None:
     logits, targets, tensors, scalars, ignore_index, reduce_sum, compute_grad, backend = inputs
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)
-    ctx.stored_grad = bool(compute_grad)  # gradient mode "store": the forward pass computed the gradient
+    ctx.stored_grad = bool(compute_grad)  # gradient mode "store" or a small input: the forward computed the gradient
+    ctx.kept_inputs = bool(compute_grad and keep_inputs)  # a small input: its inputs too, for double backward
     scalar_tensor = scalars if isinstance(scalars, Tensor) else None
-    if compute_grad:
+    if ctx.kept_inputs:
+        ctx.save_for_backward(output[1], logits, targets, scalar_tensor)
+        ctx.tensors = tuple(tensors)
+    elif compute_grad:
         ctx.save_for_backward(output[1])
         ctx.tensors = ()
     elif eager:  # the per-class vectors (C values each, made by focalkit, no autograd history) ride on the context,
@@ -172,19 +176,23 @@ def _second_order(ctx, logits, targets, tensors, scalars, grad_output: Tensor) -
 
 def _backward(ctx, grad_loss, _grad_grad):
     grad = None
+    double = torch.is_grad_enabled() and not torch.compiler.is_compiling()  # create_graph=True
     if ctx.stored_grad:
-        (stored,) = ctx.saved_tensors
-        if grad_loss is not None:
-            if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        stored, *inputs = ctx.saved_tensors
+        if grad_loss is not None and not (double and ctx.kept_inputs and type(grad_loss) is Tensor):
+            if double:
                 raise InvalidArgumentError(DOUBLE_BACKWARD_IN_STORE_MODE)
             # always a new tensor: with retain_graph the stored gradient must stay intact for the next backward
             grad = stored * _broadcast(ctx.spec, grad_loss, stored)
-    logits, targets, scalar_tensor, *tensors = ctx.saved_tensors if not ctx.stored_grad else (None,) * 3
+    if ctx.kept_inputs:
+        logits, targets, scalar_tensor = inputs
+    else:
+        logits, targets, scalar_tensor, *tensors = ctx.saved_tensors if not ctx.stored_grad else (None,) * 3
     if ctx.tensors is not None:
         tensors = ctx.tensors
-    if grad_loss is not None and not ctx.stored_grad:
+    if grad_loss is not None and grad is None:
         scalars = scalar_tensor if scalar_tensor is not None else ctx.scalar_values
-        if torch.is_grad_enabled() and not torch.compiler.is_compiling() and type(grad_loss) is Tensor:
+        if double and type(grad_loss) is Tensor:
             grad = _second_order(ctx, logits, targets, tensors, scalars, grad_loss)
         else:
             grad = _first_derivative(ctx, logits, targets, tensors, scalars, grad_loss)
@@ -211,17 +219,17 @@ class _EagerLoss(torch.autograd.Function):
     """Eager twin of the custom ops: the same implementation and autograd formula, without the op dispatch."""
 
     @staticmethod
-    def forward(ctx, spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend):  # type: ignore[override]
+    def forward(ctx, spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend, small):  # type: ignore[override]
         loss, grad, name = _run_resolved(spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend)
         out = (loss, grad)
         # the backward runs on the back-end the forward resolved to (no second walk over the priority list)
         inputs = (logits, targets, tensors, scalars, ignore_index, reduce_sum, store, name)
-        _setup_context(spec, ctx, inputs, out, eager=True)
+        _setup_context(spec, ctx, inputs, out, eager=True, keep_inputs=small)
         return out
 
     @staticmethod
     def backward(ctx, grad_loss, grad_grad):  # type: ignore[override]
-        return (None, *_backward(ctx, grad_loss, grad_grad))
+        return (None, *_backward(ctx, grad_loss, grad_grad), None)
 
 
 def _scalars_for_compile(values: Sequence[float | Tensor]) -> Tensor:
@@ -287,7 +295,11 @@ def focal_loss_op(
         return loss
     values = tuple(float(v) for v in scalar_list)
     if torch.is_grad_enabled() and logits.requires_grad:
-        loss, _ = _EagerLoss.apply(spec, logits, targets, tensor_list, values, ignore_index, reduce_sum, store, backend)
+        # a small input computes its gradient in the forward pass in either mode: one pass instead of two, and
+        # the few kilobytes held until backward cost less than a second call (gradient_mode.SMALL_INPUT_ELEMENTS)
+        small = not store and logits.numel() <= gradient_mode.SMALL_INPUT_ELEMENTS
+        loss, _ = _EagerLoss.apply(spec, logits, targets, tensor_list, values, ignore_index, reduce_sum, store or small,
+                                   backend, small)
         return loss
     loss, _ = _run(spec, logits, targets, tensor_list, values, ignore_index, reduce_sum, False, backend)
     return loss

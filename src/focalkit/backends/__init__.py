@@ -48,6 +48,7 @@ __all__ = [
     "PRIORITY",
     "BackendUnavailableError",
     "available_backends",
+    "clear_dispatch_cache",
     "counts_invalid_targets",
     "cpu_kernel_isa",
     "get_differentiable",
@@ -133,6 +134,41 @@ def resolve_backend(
         BackendUnavailableError: a forced back-end cannot run these inputs (the message gives its reasons).
         InvalidArgumentError: unknown back-end name or op.
     """
+    key = _dispatch_key(op, logits, targets, tensors, backend)
+    cached = _RESOLVED.get(key)
+    if cached is not None:
+        return cached
+    name = _resolve(op, logits, targets, tensors, backend)
+    if len(_RESOLVED) < _RESOLVED_MAX:
+        _RESOLVED[key] = name
+    return name
+
+
+# Resolved calls by what the back-ends' rules look at, so that a repeated call skips the walk over the priority list
+# (tens of microseconds, as much as a small loss call): the op, the requested back-end and the environment variables
+# read, device and dtype of logits and targets, which optional arguments are present, and the width of dim 1 that
+# the Triton distribution kernel checks. A back-end's ``unsupported`` must decide from these alone; the library and
+# Triton availability it also reads are fixed for the process. Only successful resolutions are kept.
+_RESOLVED: dict[tuple, str] = {}
+_RESOLVED_MAX = 4096
+
+
+def _dispatch_key(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, object] | None,
+                  backend: str | None) -> tuple:
+    present = tuple(sorted(k for k, v in tensors.items() if v is not None)) if tensors else ()
+    width = logits.shape[1] if op == "distribution_focal" and logits.ndim >= 2 else None
+    return (op, backend, os.environ.get(ENV_VAR), os.environ.get("TRITON_INTERPRET"), logits.device, logits.dtype,
+            targets.device, targets.dtype, present, width)
+
+
+def clear_dispatch_cache() -> None:
+    """Forget the resolved calls (after changing what a back-end's rules read, e.g. in tests that unload the CPU
+    library)."""
+    _RESOLVED.clear()
+
+
+def _resolve(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, Tensor | None] | None,
+             backend: str | None) -> str:
     _check_op(op)
     name = requested_backend(backend)
     if name != "auto" and backend is None and missing_features(name, op, tensors):
@@ -190,7 +226,7 @@ def available_backends() -> dict[str, bool]:
 
 
 def cpu_kernel_isa() -> str:
-    """Which build of the fused CPU kernels is loaded: ``"avx2"``, ``"base"`` or ``"none"``."""
+    """Which build of the fused CPU kernels is loaded: ``"avx512"``, ``"avx2"``, ``"base"`` or ``"none"``."""
     from .cpu import library
 
     return library.isa()

@@ -11,6 +11,8 @@ denominator).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -35,7 +37,14 @@ def sigmoid_alpha(alpha: AlphaArg, logits: Tensor) -> tuple[Tensor | None, Tenso
     if value is None:
         return None, None
     num_classes = logits.shape[1] if logits.ndim >= 2 else 1
-    alpha_pos = logits.new_full((num_classes,), value, dtype=torch.promote_types(logits.dtype, torch.float32))
+    return _constant_alpha(value, num_classes, torch.promote_types(logits.dtype, torch.float32), logits.device)
+
+
+@functools.lru_cache(maxsize=64)
+def _constant_alpha(value: float, num_classes: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(alpha, 1 - alpha) filled to length C, made once per (value, C, dtype, device): the same alpha on every call
+    of a training loop would otherwise cost two small tensors per call. Only focalkit reads them (never modified)."""
+    alpha_pos = torch.full((num_classes,), value, dtype=dtype, device=device)
     return alpha_pos, 1.0 - alpha_pos
 
 

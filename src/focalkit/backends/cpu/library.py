@@ -1,7 +1,7 @@
 """Loader of the fused CPU kernel library (``csrc/focal_cpu.c``) and the thread pool that runs it.
 
-The C library is built at install time by ``setup.py`` (a baseline build and, on x86-64, an AVX2 + FMA + F16C build)
-and loaded here with :mod:`ctypes`; nothing is compiled at import or at the first call. ``available()`` is False when
+The C library is built at install time by ``setup.py`` (a baseline build and, on x86-64, an AVX2 + FMA + F16C build
+and an AVX-512 build; the best one the CPU runs is loaded) and loaded here with :mod:`ctypes`; nothing is compiled at import or at the first call. ``available()`` is False when
 no build is present (no compiler at install time, an unsupported platform, ``FOCALKIT_NO_EXT=1``), and the dispatcher
 then falls back to the PyTorch back-end.
 
@@ -25,12 +25,13 @@ import torch
 
 from .abi import ABI_VERSION
 
-__all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel_for", "load_error",
+__all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel_for", "load_error", "row_batch",
            "scratch_pointer"]
 
 
 CHUNK = 256  # must match FK_CHUNK in focal_cpu.c
 BLOCK = 4096  # must match FK_BLOCK in focal_cpu.c
+ROW_BATCH_FLOATS = 8192  # must match FK_ROW_BATCH_FLOATS in focal_cpu.c
 # Below this many elements a call runs on the calling thread (thread hand-off costs ~20-50 us).
 MIN_PARALLEL = 1 << 16
 
@@ -86,18 +87,30 @@ _SIGNATURES = {
 }
 
 
-def _cpu_has_avx2_fma() -> bool:
+def _cpu_flags() -> set[str]:
     try:
-        flags = Path("/proc/cpuinfo").read_text().split("\nflags", 1)[1].split("\n", 1)[0].split()
+        return set(Path("/proc/cpuinfo").read_text().split("\nflags", 1)[1].split("\n", 1)[0].split())
     except (OSError, IndexError):
-        return False
-    return "avx2" in flags and "fma" in flags and "f16c" in flags
+        return set()
+
+
+def _cpu_has_avx2_fma() -> bool:
+    return {"avx2", "fma", "f16c"} <= _cpu_flags()
+
+
+def _cpu_has_avx512() -> bool:
+    """The CPU runs the AVX-512 build: AVX-512 F, BW, DQ and VL besides AVX2, FMA and F16C."""
+    return {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "f16c"} <= _cpu_flags()
 
 
 def _candidates() -> list[tuple[str, Path]]:
+    """The builds to try, best first. ``FOCALKIT_CPU_ISA`` caps the choice: "base" (the baseline build) or "avx2"
+    (no AVX-512), for tests that compare builds and for CPUs where 512-bit vectors lower the clock."""
     here = Path(__file__).resolve().parent
-    forced = os.environ.get("FOCALKIT_CPU_ISA", "").lower()  # "base" forces the baseline build (testing)
+    forced = os.environ.get("FOCALKIT_CPU_ISA", "").lower()
     out: list[tuple[str, Path]] = []
+    if forced not in ("base", "avx2") and _cpu_has_avx512():
+        out += [("avx512", p) for p in sorted(here.glob("_focal_cpu_avx512*.so"))]
     if forced != "base" and _cpu_has_avx2_fma():
         out += [("avx2", p) for p in sorted(here.glob("_focal_cpu_avx2*.so"))]
     out += [("base", p) for p in sorted(here.glob("_focal_cpu_base*.so"))]
@@ -151,7 +164,7 @@ def lib() -> ctypes.CDLL:
 
 
 def isa() -> str:
-    """Which build was loaded: "avx2", "base" or "none"."""
+    """Which build was loaded: "avx512", "avx2", "base" or "none"."""
     _load()
     return _isa
 
@@ -171,6 +184,12 @@ def _get_pool(n: int) -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="focalkit-cpu")
             _pool_size = n
         return _pool
+
+
+def row_batch(classes: int) -> int:
+    """Rows of (N, C) logits that the softmax kernels handle as one batch (``fk_row_batch`` in focal_cpu.c): as many
+    whole rows as fill ROW_BATCH_FLOATS floats, at least 1, at most CHUNK."""
+    return max(1, min(CHUNK, ROW_BATCH_FLOATS // max(classes, 1)))
 
 
 _SCRATCH = threading.local()

@@ -122,7 +122,7 @@ def run_rows(kernel: Callable[..., int], logits: Tensor, targets: Tensor, row_we
     lp = loss.data_ptr() if loss is not None else None
     gp = grad.data_ptr() if grad is not None else None
     sp = sums.data_ptr() if sums is not None else None
-    scratch_len = 2 * c * (cpu_lib.CHUNK if s > 1 else 1)
+    scratch_len = 2 * c * (cpu_lib.CHUNK if s > 1 else cpu_lib.row_batch(c))
 
     def work(start: int, end: int) -> int:
         return kernel(xp, xdt, tp, wp, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp,

@@ -11,7 +11,8 @@
  * Numerics (docs/CONTRACT.md, "Kernel contract"): all math in float32; exp and log are written out
  * here as branch-free polynomials (Cephes-style range reduction) so that the compiler vectorises them
  * with `#pragma omp simd` without -ffast-math, and so that inf/NaN handling is under our control:
- *   fk_exp(x):  x <= 0 expected; results below 2^-126 are flushed to 0 (never NaN).
+ *   fk_exp(x):  x <= 88 (clamped); results below 2^-126 are flushed to 0 (never NaN);
+ *   fk_exp_neg(x): the same for x <= 0 without the upper clamp (the hot loops' exp(-|x|) and exp(x_k - max)).
  *   fk_log1p01(e): log(1 + e) for e in [-1/2, 1] via 2 atanh(e / (2 + e)); full relative accuracy for tiny e.
  *   fk_log(a):  a > 0 normal.
  * Threads: none here. The Python wrapper splits the flat element range over a thread pool (ctypes
@@ -41,10 +42,10 @@ enum { FK_F32 = 0, FK_F16 = 1, FK_BF16 = 2, FK_I64 = 3 };
 static inline float fk_asfloat(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
 static inline int32_t fk_asint(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
 
-/* exp(x) for x <= ~88; result flushed to 0 below 2^-126 (x < -87.33). */
-static inline __attribute__((always_inline)) float fk_exp(float x) {
+/* exp(x) for x <= 0 (or NaN, which gives 0): fk_exp without its upper clamp, one instruction fewer in the hottest
+ * loops (exp(-|x|), exp(x_k - max)). */
+static inline __attribute__((always_inline)) float fk_exp_neg(float x) {
     x = x < -88.0f ? -88.0f : x;
-    x = x > 88.0f ? 88.0f : x;
     float t = x * 1.44269504088896341f;
     float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest */
     float r = x - n * 0.693359375f;
@@ -61,6 +62,12 @@ static inline __attribute__((always_inline)) float fk_exp(float x) {
     float scale = fk_asfloat(bits);
     float res = y * scale;
     return ni < -126 ? 0.0f : res;
+}
+
+/* exp(x) for x <= ~88; result flushed to 0 below 2^-126 (x < -87.33). */
+static inline __attribute__((always_inline)) float fk_exp(float x) {
+    x = x > 88.0f ? 88.0f : x;
+    return fk_exp_neg(x);
 }
 
 /* log(1 + e) for e in [-1/2, 1]: 2 atanh(s), s = e / (2 + e) in [-1/3, 1/3]. */
@@ -160,7 +167,7 @@ fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const f
     for (int i = 0; i < n; i++) {
         float xi = x[i], yi = y[i];
         float ax = xi < 0.0f ? -xi : xi;
-        float e = fk_exp(-ax);
+        float e = fk_exp_neg(-ax);
         float l = fk_log1p01(e);
         float q = 1.0f / (1.0f + e);
         float eq = e * q;
@@ -261,7 +268,7 @@ fk_poly1_body(int n, const float *restrict x, const float *restrict y, const flo
     for (int i = 0; i < n; i++) {
         float xi = x[i], yi = y[i];
         float ax = xi < 0.0f ? -xi : xi;
-        float e = fk_exp(-ax);
+        float e = fk_exp_neg(-ax);
         float l = fk_log1p01(e);
         float q = 1.0f / (1.0f + e);
         float eq = e * q;
@@ -401,6 +408,13 @@ fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float 
     const int want_grad = grad_out != NULL;
     const int64_t CS = C * S;
     const int has_at = ap != NULL || (tdt == FK_I64 && has_ignore);
+    /* (N, C) logits with C <= FK_CHUNK and soft targets: the per-class alphas tiled along a chunk, so that alpha_t is
+     * one contiguous vector loop (the class of flat element i is i mod C) instead of C-element segments */
+    float apt[2 * FK_CHUNK], ant[2 * FK_CHUNK];
+    const int tiled = ap != NULL && tdt != FK_I64 && S == 1 && C <= FK_CHUNK;
+    if (tiled) {
+        for (int64_t j = 0; j < FK_CHUNK + C; j++) { apt[j] = ap[j % C]; ant[j] = an[j % C]; }
+    }
     int64_t bad = 0; /* targets outside [0, 1] / NaN, or class indices outside [0, C] that are not ignore_index */
     for (int64_t i0 = start; i0 < end; i0 += FK_CHUNK) {
         int n = (int)((end - i0) < FK_CHUNK ? (end - i0) : FK_CHUNK);
@@ -462,7 +476,13 @@ fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float 
             }
             binary = nb == 0;
             bad += nbad;
-            if (ap) fk_alpha_t(i0, n, C, S, ap, an, y, at);
+            if (tiled) {
+                const float *apc = apt + i0 % C, *anc = ant + i0 % C;
+#pragma omp simd
+                for (int i = 0; i < n; i++) at[i] = apc[i] * y[i] + anc[i] * (1.0f - y[i]);
+            } else if (ap) {
+                fk_alpha_t(i0, n, C, S, ap, an, y, at);
+            }
         }
         if (poly)
             fk_poly1_chunk(n, x, y, has_at ? at : NULL, gamma, eps, want_grad, binary, loss, grad);
@@ -567,7 +587,7 @@ fk_softmax_cols_tail(int nc, const float *restrict m, const float *restrict ssum
 #pragma omp simd
     for (int i = 0; i < nc; i++) {
         float lS = fk_log(ssum[i]); /* S >= 1 */
-        float ext = fk_exp(xt[i] - m[i]);
+        float ext = fk_exp_neg(xt[i] - m[i]);
         /* log p_t: -log1p(S'/e_t) when p_t >= 1/2 (no cancellation), else x_t - m - log S */
         int big = sp[i] <= ext;
         float l = big ? -fk_log1p01(big ? sp[i] / ext : 0.0f) : xt[i] - m[i] - lS;
@@ -579,7 +599,7 @@ fk_softmax_cols_tail(int nc, const float *restrict m, const float *restrict ssum
         float fg = zero ? (g == 0.0f ? 1.0f : 0.0f) : fk_exp(g * (logu - lth));
         float ug = focal ? fg : 1.0f;
         float ge = focal ? g : 0.0f;
-        float pt = fk_exp(l);
+        float pt = fk_exp_neg(l);
         float w = wr[i] * ug;
         float li = poly ? w * fk_poly1_ce(-l, u, eps) : -w * l;
         loss[i] = wr[i] != 0.0f ? li : 0.0f;
@@ -590,14 +610,14 @@ fk_softmax_cols_tail(int nc, const float *restrict m, const float *restrict ssum
     }
 }
 
-static void fk_softmax_cols(int nc, int64_t C, int64_t S, const float *restrict xb /* C x nc, row stride nc */,
-                            const int64_t *restrict t, const float *restrict wt /* C or NULL */, float g, float lth,
-                            float bound, float eps, int64_t ignore_index, int has_ignore, int want_grad,
-                            float *restrict exb /* C x nc */, float *restrict loss, float *restrict coef_out,
-                            float *restrict gt_out) {
+/* store != 0: the exponentials of class k are kept at eb + k * estride (for the gradient). */
+static inline __attribute__((always_inline)) void
+fk_softmax_cols(int nc, int64_t C, const float *restrict xb /* C x nc, row stride nc */, const int64_t *restrict t,
+                const float *restrict wt /* C or NULL */, float g, float lth, float bound, float eps,
+                int64_t ignore_index, int has_ignore, const int store, float *restrict eb, int64_t estride,
+                float *restrict loss, float *restrict coef_out, float *restrict gt_out) {
     float m[FK_CHUNK], ssum[FK_CHUNK], sp[FK_CHUNK], xt[FK_CHUNK], wr[FK_CHUNK];
     int64_t tc[FK_CHUNK];
-    (void)S;
     for (int i = 0; i < nc; i++) {
         int64_t ti = t[i];
         int valid = ti >= 0 && ti < C && !(has_ignore && ti == ignore_index);
@@ -615,11 +635,11 @@ static void fk_softmax_cols(int nc, int64_t C, int64_t S, const float *restrict 
     }
     for (int64_t k = 0; k < C; k++) {
         const float *xr = xb + k * nc;
-        float *er = exb + k * nc;
+        float *er = store ? eb + k * estride : NULL;
 #pragma omp simd
         for (int i = 0; i < nc; i++) {
-            float ev = fk_exp(xr[i] - m[i]);
-            er[i] = ev;
+            float ev = fk_exp_neg(xr[i] - m[i]);
+            if (store) er[i] = ev;
             ssum[i] += ev;
             sp[i] += (tc[i] == k) ? 0.0f : ev;
         }
@@ -628,51 +648,44 @@ static void fk_softmax_cols(int nc, int64_t C, int64_t S, const float *restrict 
         fk_softmax_cols_tail(nc, m, ssum, sp, xt, wr, g, lth, bound, eps, 1, loss, coef_out, gt_out);
     else
         fk_softmax_cols_tail(nc, m, ssum, sp, xt, wr, g, lth, bound, 0.0f, 0, loss, coef_out, gt_out);
-    (void)want_grad;
 }
 
-/* Row-wise variant for S == 1 ((N, C) logits, rows contiguous): one row at a time, in L1. */
-static float fk_softmax_row(int64_t C, const float *restrict xr, int64_t ti, float wr, float g, float lth, float bound,
-                            float eps, int want_grad, float *restrict er) {
+/* Rows per batch of the S == 1 path ((N, C) logits): as many whole rows as fill FK_ROW_BATCH_FLOATS floats, at least
+ * one, at most FK_CHUNK (the Python wrapper sizes the scratch with the same rule, library.ROW_BATCH_FLOATS). */
+#define FK_ROW_BATCH_FLOATS 8192
+static inline int64_t fk_row_batch(int64_t C) {
+    int64_t r = FK_ROW_BATCH_FLOATS / C;
+    return r < 1 ? 1 : (r > FK_CHUNK ? FK_CHUNK : r);
+}
+
+/* One row of an S == 1 batch: its maximum m, its exponentials er[k] = exp(x_k - m) (kept when store != 0, for the
+ * gradient), their sum and the sum without the target class (sp = S'), all vectorised along the row; the per-row
+ * tail then runs vectorised across the batch. */
+static inline __attribute__((always_inline)) void
+fk_softmax_row_sums(int64_t C, const float *restrict xr, int64_t ti, const int store, float *restrict er,
+                    float *m_out, float *ssum_out, float *sp_out) {
     float m = xr[0];
-    for (int64_t k = 1; k < C; k++) m = xr[k] > m ? xr[k] : m;
-    float ssum = 0.0f;
-#pragma omp simd reduction(+ : ssum)
+#pragma omp simd reduction(max : m)
+    for (int64_t k = 0; k < C; k++) m = xr[k] > m ? xr[k] : m;
+    float ssum = 0.0f, sp = 0.0f;
+#pragma omp simd reduction(+ : ssum, sp)
     for (int64_t k = 0; k < C; k++) {
-        float ev = fk_exp(xr[k] - m);
-        er[k] = ev;
+        float ev = fk_exp_neg(xr[k] - m);
+        if (store) er[k] = ev;
         ssum += ev;
+        sp += (k == ti) ? 0.0f : ev;
     }
-    float ext = er[ti];
-    float sp = 0.0f;
-#pragma omp simd reduction(+ : sp)
-    for (int64_t k = 0; k < C; k++) sp += (k == ti) ? 0.0f : er[k];
-    float lS = fk_log(ssum);
-    int big = sp <= ext; /* p_t >= 1/2: log p_t = -log1p(S'/e_t) without cancellation */
-    float l = big ? -fk_log1p01(sp / ext) : xr[ti] - m - lS;
-    int zero = sp <= 0.0f;
-    float u = sp / ssum;
-    int focal = !(u > bound);
-    float ug = focal ? (zero ? (g == 0.0f ? 1.0f : 0.0f) : fk_exp(g * ((fk_log(zero ? 1.0f : sp) - lS) - lth))) : 1.0f;
-    float ge = focal ? g : 0.0f;
-    float pt = ext / ssum;
-    float w = wr * ug;
-    float loss = eps != 0.0f ? w * fk_poly1_ce(-l, u, eps) : -w * l;
-    if (want_grad) {
-        float A = eps != 0.0f ? w * u * ((1.0f + eps) - eps * u) : w * (u - ge * pt * l);
-        float coef = zero ? 0.0f : A / sp;
-#pragma omp simd
-        for (int64_t k = 0; k < C; k++) er[k] *= coef;
-        er[ti] = -A;
-    }
-    return loss;
+    *m_out = m;
+    *ssum_out = ssum;
+    *sp_out = sp;
 }
 
 /*
  * Softmax focal loss over columns [start, end) of the (N * S) flat columns. wt: combined per-class weight
  * alpha[c] * weight[c] (C,) or NULL. loss_out: per-column float32 (N, S) or NULL. grad_out: logits-shaped
  * in dtype xdt or NULL. block_sums: block_sums[b] += column losses of global column block b = col / FK_BLOCK.
- * scratch: 2 * C floats (S == 1) or 2 * C * FK_CHUNK floats (S > 1) owned by the caller (one per thread).
+ * scratch: 2 * C * fk_row_batch(C) floats (S == 1) or 2 * C * FK_CHUNK floats (S > 1) owned by the caller (one per
+ * thread).
  * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss.
  */
 static int64_t fk_softmax_driver(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
@@ -681,33 +694,61 @@ static int64_t fk_softmax_driver(const void *xp, int xdt, const int64_t *tp, con
                                  double *block_sums, float *scratch) {
     float loss[FK_CHUNK], coef[FK_CHUNK], gt[FK_CHUNK];
     int64_t tloc[FK_CHUNK];
-    /* S == 1 uses 2 C floats of scratch (row, erow); S > 1 uses 2 C FK_CHUNK (xb, exb) */
-    float *xb = scratch, *exb = scratch + C * FK_CHUNK, *row = scratch, *erow = scratch + C;
+    /* S > 1 uses 2 C FK_CHUNK floats of scratch (xb, exb); S == 1 its own 2 C fk_row_batch(C) (below) */
+    float *xb = scratch, *exb = scratch + C * FK_CHUNK;
     const int want_grad = grad_out != NULL;
     int64_t bad = 0; /* class indices outside [0, C) that are not ignore_index */
     for (int64_t r = start; r < end; r++) bad += (tp[r] < 0 || tp[r] >= C) && !(has_ignore && tp[r] == ignore_index);
     if (S == 1) {
-        for (int64_t r = start; r < end; r++) {
-            int64_t ti = tp[r];
-            int valid = ti >= 0 && ti < C && !(has_ignore && ti == ignore_index);
-            float li = 0.0f;
-            if (valid) {
+        /* batches of rows: per row the vectorised sums (fk_softmax_row_sums), then the tail across the batch */
+        const int64_t R = fk_row_batch(C);
+        float *xrows = scratch, *erows = scratch + R * C;
+        float m[FK_CHUNK], ssum[FK_CHUNK], sp[FK_CHUNK], xt[FK_CHUNK], wr[FK_CHUNK];
+        for (int64_t r0 = start; r0 < end; r0 += R) {
+            const int nr = (int)((end - r0) < R ? (end - r0) : R);
+            for (int i = 0; i < nr; i++) {
+                const int64_t r = r0 + i, ti = tp[r];
+                const int valid = ti >= 0 && ti < C && !(has_ignore && ti == ignore_index);
+                tloc[i] = valid ? ti : -1;
+                wr[i] = valid ? (wt ? wt[ti] : 1.0f) : 0.0f;
+                if (wr[i] == 0.0f) { /* ignored, invalid or weight 0: loss and gradient 0 */
+                    m[i] = 0.0f; ssum[i] = 1.0f; sp[i] = 0.0f; xt[i] = 0.0f;
+                    continue;
+                }
                 const float *xr;
                 if (xdt == FK_F32) xr = (const float *)xp + r * C;
-                else { fk_load(xp, xdt, r * C, (int)C, row); xr = row; }
-                float wr = wt ? wt[ti] : 1.0f;
-                li = fk_softmax_row(C, xr, ti, wr, gamma, red.lth, red.bound, eps, want_grad, erow);
-                if (wr == 0.0f) { li = 0.0f; }
-                if (want_grad) {
-                    if (wr == 0.0f) memset(erow, 0, (size_t)C * 4);
-                    fk_store(grad_out, xdt, r * C, (int)C, erow);
-                }
-            } else if (want_grad) {
-                memset(erow, 0, (size_t)C * 4);
-                fk_store(grad_out, xdt, r * C, (int)C, erow);
+                else { fk_load(xp, xdt, r * C, (int)C, xrows + i * C); xr = xrows + i * C; }
+                xt[i] = xr[ti];
+                if (want_grad) /* float32: the exponentials go straight to the gradient's row, scaled there below */
+                    fk_softmax_row_sums(C, xr, ti, 1, xdt == FK_F32 ? (float *)grad_out + r * C : erows + i * C,
+                                        &m[i], &ssum[i], &sp[i]);
+                else
+                    fk_softmax_row_sums(C, xr, ti, 0, NULL, &m[i], &ssum[i], &sp[i]);
             }
-            if (loss_out) loss_out[r] = li;
-            if (block_sums) block_sums[r / FK_BLOCK] += (double)li;
+            if (eps != 0.0f)
+                fk_softmax_cols_tail(nr, m, ssum, sp, xt, wr, gamma, red.lth, red.bound, eps, 1, loss, coef, gt);
+            else
+                fk_softmax_cols_tail(nr, m, ssum, sp, xt, wr, gamma, red.lth, red.bound, 0.0f, 0, loss, coef, gt);
+            for (int i = 0; i < nr; i++) {
+                const int64_t r = r0 + i;
+                if (loss_out) loss_out[r] = loss[i];
+                if (block_sums) block_sums[r / FK_BLOCK] += (double)loss[i];
+            }
+            if (want_grad) {
+                for (int i = 0; i < nr; i++) {
+                    const int direct = xdt == FK_F32;
+                    float *er = direct ? (float *)grad_out + (r0 + i) * C : erows + i * C;
+                    if (wr[i] == 0.0f) {
+                        memset(er, 0, (size_t)C * 4);
+                    } else {
+                        const float ci = coef[i];
+#pragma omp simd
+                        for (int64_t k = 0; k < C; k++) er[k] *= ci;
+                        er[tloc[i]] = gt[i];
+                    }
+                    if (!direct) fk_store(grad_out, xdt, (r0 + i) * C, (int)C, er);
+                }
+            }
         }
         return bad;
     }
@@ -722,17 +763,26 @@ static int64_t fk_softmax_driver(const void *xp, int xdt, const int64_t *tp, con
         int nc = (int)lim;
         for (int64_t k = 0; k < C; k++) fk_load(xp, xdt, (n * C + k) * S + s, nc, xb + k * nc);
         for (int i = 0; i < nc; i++) tloc[i] = tp[col + i];
-        fk_softmax_cols(nc, C, S, xb, tloc, wt, gamma, red.lth, red.bound, eps, ignore_index, has_ignore, want_grad,
-                        exb, loss, coef, gt);
+        /* float32: the exponentials go straight to the gradient's rows (stride S), scaled there below */
+        const int direct = want_grad && xdt == FK_F32;
+        float *eb = direct ? (float *)grad_out + n * C * S + s : exb;
+        const int64_t estride = direct ? S : nc;
+        if (want_grad)
+            fk_softmax_cols(nc, C, xb, tloc, wt, gamma, red.lth, red.bound, eps, ignore_index, has_ignore, 1, eb,
+                            estride, loss, coef, gt);
+        else
+            fk_softmax_cols(nc, C, xb, tloc, wt, gamma, red.lth, red.bound, eps, ignore_index, has_ignore, 0, NULL,
+                            0, loss, coef, gt);
         if (loss_out) memcpy(loss_out + col, loss, (size_t)nc * 4);
         if (block_sums) block_sums[col / FK_BLOCK] += fk_sum_chunk(nc, loss);
         if (want_grad) {
             for (int64_t k = 0; k < C; k++) {
-                float *er = exb + k * nc;
+                float *er = eb + k * estride;
 #pragma omp simd
                 for (int i = 0; i < nc; i++) er[i] = (tloc[i] == k) ? gt[i] : er[i] * coef[i];
             }
-            for (int64_t k = 0; k < C; k++) fk_store(grad_out, xdt, (n * C + k) * S + s, nc, exb + k * nc);
+            if (!direct)
+                for (int64_t k = 0; k < C; k++) fk_store(grad_out, xdt, (n * C + k) * S + s, nc, exb + k * nc);
         }
         col += nc;
     }
@@ -791,7 +841,7 @@ typedef struct {
 static inline __attribute__((always_inline)) fk_logit fk_logistic(float x) {
     fk_logit s;
     s.ax = x < 0.0f ? -x : x;
-    s.e = fk_exp(-s.ax);
+    s.e = fk_exp_neg(-s.ax);
     s.l = fk_log1p01(s.e);
     s.q = 1.0f / (1.0f + s.e);
     s.eq = s.e * s.q;
@@ -1006,7 +1056,7 @@ fk_asymmetric_binary_elem(float x, float y, const fk_params prm, const int want_
     const int int_gn = KN >= -1, kn = KN >= 0 ? KN : (int_gn ? (int)gn : 0);
     fk_logit s;
     s.ax = x < 0.0f ? -x : x;
-    s.e = fk_exp(-s.ax);
+    s.e = fk_exp_neg(-s.ax);
     s.q = 1.0f / (1.0f + s.e);
     s.eq = s.e * s.q;
     s.nonneg = x >= 0.0f;
@@ -1311,7 +1361,7 @@ FK_EXPORT int64_t fk_distribution_focal(const void *xp, int xdt, const void *tp,
         }
         float others = 0.0f;
         for (int64_t k = 0; k < C; k++) {
-            float ev = fk_exp(row[k] - m);
+            float ev = fk_exp_neg(row[k] - m);
             ex[k] = ev;
             others += k == top ? 0.0f : ev;
         }

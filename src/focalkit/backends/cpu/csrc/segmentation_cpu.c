@@ -71,7 +71,7 @@ static inline __attribute__((always_inline)) fk_seg_sig fk_seg_sigmoid(float x, 
                                                                       const int focal) {
     fk_seg_sig r;
     float ax = x < 0.0f ? -x : x;
-    float e = fk_exp(-ax);
+    float e = fk_exp_neg(-ax);
     float qq = 1.0f / (1.0f + e);
     float eq = e * qq;
     int nonneg = x >= 0.0f;
@@ -141,7 +141,7 @@ static void fk_seg_softmax_chunk(int nc, int64_t C, const float *restrict xb, in
         const int32_t kk = (int32_t)k;
 #pragma omp simd
         for (int i = 0; i < nc; i++) {
-            float e = fk_exp(xr[i] - m[i]);
+            float e = fk_exp_neg(xr[i] - m[i]);
             er[i] = e;
             sum[i] += e;
             rest[i] += top[i] == kk ? 0.0f : e;
