@@ -190,6 +190,7 @@ def test_plateau_rule():
     assert plateau_index([0.2, 0.5, 0.6, 0.70]) is None          # last doubling gained 10 points
     assert plateau_index([0.5, 0.70, 0.69, 0.70, 0.72]) is None  # still moving by 2 points
     assert plateau_index([0.5, 0.72, 0.60, 0.70, 0.705]) == 3    # a dip before the plateau does not count
+    assert plateau_index([0.5, 0.78, 0.765]) is None             # a decline (overfitting) is no plateau either
     assert plateau_index([0.5, float("nan"), 0.7, 0.7]) is None
     assert plateau_index([0.7]) is None
     assert plateau_index([0.70, 0.72], tol=0.03) == 0
