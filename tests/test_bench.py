@@ -167,3 +167,37 @@ def test_family_benchmark_writes_ratios_when_quiet(tmp_path, monkeypatch):
     assert all(v == 1.0 for v in rows[0]["ratio_to_focalkit"].values())
     assert rows[2]["relative_difference"] < 1e-5  # the same definition
     assert "| mmdetection varifocal_loss, eager |" in (tmp_path / "fam.md").read_text()
+
+
+def test_markdown_tables_have_as_many_cells_as_columns(tmp_path):
+    """Every row of every Markdown table has its header's number of columns (the all-modes table included)."""
+    def rec(dtype, mode, ms):
+        return {"impl": "focalkit[cpu]", "dtype": dtype, "numel": 4_000_000, "mode": mode, "median_ms": ms,
+                "q1_ms": ms, "q3_ms": ms}
+
+    timings = [rec(d, m, 1.0 + i) for i, (d, m) in enumerate([("fp32", "both"), ("fp32", "forward_no_grad"),
+                                                                ("bf16", "both"), ("bf16", "forward_no_grad")])]
+    report = {"metadata": _runner.metadata(), "results": {"sigmoid": {"timings": timings, "memory": [], "first_call": [],
+                                                                  "skipped": {}}}, "targets": []}
+    path = tmp_path / "r.md"
+    _runner.write_markdown(report, path)
+    header = None
+    for line in path.read_text().splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = line.count("|") - 1
+        if header is None:
+            header = cells
+        assert cells == header, line
+
+
+def test_output_name_defaults_to_the_op(tmp_path):
+    """Without --name the files are bench_<op> (bench_sigmoid, bench_family, ...), so runs of different ops do not
+    overwrite each other."""
+    for op in ("sigmoid", "family"):
+        parser = argparse.ArgumentParser()
+        add_bench_arguments(parser)
+        args = parser.parse_args(["--op", op, "--out", str(tmp_path)])
+        _runner.check_bench_args(args)
+        assert args.name == f"bench_{op}"

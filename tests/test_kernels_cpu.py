@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -311,3 +312,58 @@ print(json.dumps({"isa": cpu_lib.isa(), "sig": a[0].tolist(), "sig_grad": a[1].t
     b = softmax_focal_forward(x, t, None, None, 2.0, None, False, compute_grad=True)
     for got, want in ((base["sig"], a[0]), (base["sig_grad"], a[1]), (base["sm"], b[0]), (base["sm_grad"], b[1])):
         torch.testing.assert_close(torch.tensor(got), want, rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------------------------------------------ threads
+def test_kernels_share_torchs_openmp_runtime():
+    """On Linux the OpenMP build resolves libgomp.so.1 to the copy torch's wheel ships and loaded: no second
+    libgomp.so.1 is mapped, and the kernels' pieces run on torch's runtime. (Other libraries may map runtimes of their
+    own under other names, as scikit-learn does; the kernels do not use those.)"""
+    torch_gomp = (Path(torch.__file__).parent / "lib" / "libgomp.so.1").resolve()
+    runtimes = cpu_lib._openmp_runtimes()
+    if runtimes is None or not torch_gomp.exists() or not cpu_lib.lib().fk_openmp():
+        pytest.skip("no /proc/self/maps, a torch without its own libgomp.so.1, or a build without OpenMP")
+    gomp = {Path(p).resolve() for p in runtimes if Path(p).name == "libgomp.so.1"}
+    assert gomp == {torch_gomp}, runtimes
+    expected = "pool" if os.environ.get("FOCALKIT_CPU_THREADS", "").lower() == "pool" else "openmp"
+    assert cpu_lib.threads_backend() == expected
+
+
+_SPLIT_CODE = r"""
+import json, torch
+import focalkit
+from focalkit.backends.cpu import library as cpu_lib
+torch.set_num_threads(2)
+g = torch.Generator().manual_seed(3)
+x = torch.randn(300000, 2, generator=g) * 3; y = (torch.rand(300000, 2, generator=g) < 0.1).float()
+xs = torch.randn(70000, 5, generator=g) * 3; ts = torch.randint(0, 5, (70000,), generator=g)
+xg = torch.randn(2, 3, 300, 300, generator=g); tg = torch.randint(0, 3, (2, 300, 300), generator=g)
+out = {"threads": cpu_lib.threads_backend()}
+for name, (inp, fn) in {
+    "sigmoid": (x, lambda v: focalkit.sigmoid_focal_loss(v, y, reduction="sum")),
+    "softmax": (xs, lambda v: focalkit.softmax_focal_loss(v, ts, reduction="sum")),
+    "dice_focal": (xg, lambda v: focalkit.dice_focal_loss(v, tg)),
+}.items():
+    v = inp.clone().requires_grad_(True)
+    loss = fn(v)
+    loss.backward()
+    out[name] = [loss.item(), v.grad.double().sum().item(), v.grad.abs().double().sum().item()]
+print(json.dumps(out))
+"""
+
+
+def test_openmp_and_python_pool_give_identical_results():
+    """The same calls at 2 threads, pieces on OpenMP threads vs on focalkit's Python pool (FOCALKIT_CPU_THREADS=pool,
+    a fresh process each): bit-identical losses and gradients (per-block partial sums added in order)."""
+    results = {}
+    for mode in ("default", "pool"):
+        env = dict(os.environ)
+        env.pop("FOCALKIT_CPU_THREADS", None)
+        if mode == "pool":
+            env["FOCALKIT_CPU_THREADS"] = "pool"
+        out = subprocess.run([sys.executable, "-c", _SPLIT_CODE], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert results["pool"]["threads"] == "pool"
+    for name in ("sigmoid", "softmax", "dice_focal"):
+        assert results["default"][name] == results["pool"][name], name

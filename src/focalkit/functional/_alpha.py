@@ -37,7 +37,10 @@ def sigmoid_alpha(alpha: AlphaArg, logits: Tensor) -> tuple[Tensor | None, Tenso
     if value is None:
         return None, None
     num_classes = logits.shape[1] if logits.ndim >= 2 else 1
-    return _constant_alpha(value, num_classes, torch.promote_types(logits.dtype, torch.float32), logits.device)
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    if torch.compiler.is_compiling():  # traced into the graph: no cache (Dynamo would trace through it with a warning)
+        return _constant_alpha.__wrapped__(value, num_classes, dtype, logits.device)
+    return _constant_alpha(value, num_classes, dtype, logits.device)
 
 
 @functools.lru_cache(maxsize=64)

@@ -46,6 +46,8 @@ from ._impls import Impl, env_set, impls_for, make_inputs
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("forward", "forward_no_grad", "backward", "both")
+MODE_LABELS = {"forward": "forward", "forward_no_grad": "forward under no_grad", "backward": "backward",
+               "both": "forward + backward"}
 TARGET_NUMEL = {"sigmoid": 4_000_000, "softmax": 65536 * 64}
 
 
@@ -447,7 +449,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         tn = max((r["numel"] for r in tim if r["dtype"] != "fp32"), default=None)
         if tn:
             lines += ["", f"## {op}: all modes and dtypes at {tn:.3g} elements (median ms [IQR])", "",
-                      "| implementation | dtype | forward | backward | both |", "|---|---|---|---|---|"]
+                      "| implementation | dtype | " + " | ".join(MODE_LABELS[m] for m in MODES) + " |",
+                      "|---|---|" + "---|" * len(MODES)]
             for d in ("fp32", "bf16", "fp16"):
                 for name in impls:
                     cells = []
@@ -556,7 +559,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-budget-gb", type=float_type(0.0, low_open=True), default=12.0,
                         help="skip sizes whose estimated peak exceeds it (> 0)")
     parser.add_argument("--out", default="benchmarks/results/cpu", help="output folder (JSON, Markdown, PNG)")
-    parser.add_argument("--name", default="bench", help="file name stem of the outputs (no folder part)")
+    parser.add_argument("--name", default=None,
+                        help="file name stem of the outputs, no folder part (default: bench_<op>, e.g. bench_family)")
     parser.add_argument("--threads", type=int_type(1), default=None,
                         help="torch intra-op threads for the whole run (default: torch's current setting)")
     parser.add_argument("--allow-busy", action="store_true",
@@ -606,6 +610,8 @@ def check_bench_args(args: argparse.Namespace) -> Path:
         if unknown:
             raise argument_error("--impls", f"names of {' / '.join(ops)} implementations ({', '.join(map(repr, known))})",
                                  unknown)
+    if args.name is None:
+        args.name = f"bench_{args.op}"
     name = str(args.name)
     if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or os.sep in name or "\0" in name:
         raise argument_error("--name", "a file name stem without a folder part", repr(name))

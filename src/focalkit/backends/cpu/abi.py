@@ -5,4 +5,4 @@
 changes.
 """
 
-ABI_VERSION = 5
+ABI_VERSION = 6

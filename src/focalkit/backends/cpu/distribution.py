@@ -82,9 +82,10 @@ def forward(logits: Tensor, targets: Tensor, *, ignore_index: int | None = None,
     gp = grad.data_ptr() if grad is not None else None
     sp = sums.data_ptr() if sums is not None else None
 
-    def work(start: int, end: int) -> int:
-        scratch = torch.empty(2 * c, dtype=torch.float32)
-        return lib.fk_distribution_focal(xp, xdt, tp, tdt, n, c, s, start, end, lp, gp, sp, scratch.data_ptr())
+    def work(start: int, end: int, threads: int, piece: int) -> int:
+        scratch = cpu_lib.scratch_pointer(2 * c * threads)  # 2 C floats per thread
+        return lib.fk_distribution_focal(xp, xdt, tp, tdt, n, c, s, start, end, lp, gp, sp, scratch, 2 * c, threads,
+                                         piece)
 
     # parallelise over rows; a row costs about n + 1 elements of work
     bad = cpu_lib.parallel_for(rows, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // c))

@@ -1,14 +1,18 @@
 """Loader of the fused CPU kernel library (``csrc/focal_cpu.c``) and the thread pool that runs it.
 
 The C library is built at install time by ``setup.py`` (a baseline build and, on x86-64, an AVX2 + FMA + F16C build
-and an AVX-512 build; the best one the CPU runs is loaded) and loaded here with :mod:`ctypes`; nothing is compiled at import or at the first call. ``available()`` is False when
-no build is present (no compiler at install time, an unsupported platform, ``FOCALKIT_NO_EXT=1``), and the dispatcher
+and an AVX-512 build; the best one the CPU runs is loaded) and loaded here with :mod:`ctypes`; nothing is compiled at
+import or at the first call. ``available()`` is False when no build is present (no compiler at install time, an unsupported platform, ``FOCALKIT_NO_EXT=1``), and the dispatcher
 then falls back to the PyTorch back-end.
 
 Threads: the flat element range is split into pieces of whole ``BLOCK``-element blocks (aligned to the global index)
-that ``torch.get_num_threads()`` threads (the caller and pool workers) take from a shared counter. ctypes releases the GIL during the call, so
-the workers run the C code in parallel; no OpenMP runtime is loaded beside torch's own. Loss sums are accumulated in
-double per block and the block partials are added in block order, so a sum does not depend on the thread count.
+that ``torch.get_num_threads()`` threads take in turn. The library is built with OpenMP and names ``libgomp.so.1``,
+which the dynamic loader resolves to the copy torch has already loaded (the same soname), so one call runs its pieces
+on torch's own OpenMP threads: the threads that are awake (spinning) right after any parallel torch operation, rather
+than competing with them. Where that does not hold (a build without OpenMP, a library that brought an OpenMP runtime
+of its own into the process; :func:`threads_backend`) the caller and Python pool workers take the pieces instead
+(ctypes releases the GIL during a call). Loss sums are accumulated in double per block and the block partials are
+added in block order, so a sum does not depend on the thread count or the split.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 from .abi import ABI_VERSION
 
 __all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel_for", "load_error", "row_batch",
-           "scratch_pointer"]
+           "scratch_pointer", "threads_backend"]
 
 
 CHUNK = 256  # must match FK_CHUNK in focal_cpu.c
@@ -40,6 +44,7 @@ DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.int6
 _lib: ctypes.CDLL | None = None
 _isa = "none"
 _load_error: str | None = None
+_threads = "pool"
 _loaded = False
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -49,40 +54,46 @@ _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
 
+# Every kernel ends with (threads, piece) (see parallel_for), after (scratch, scratch_stride) for those that take
+# per-thread scratch (scratch_stride floats per thread).
+_PIECES = [ctypes.c_int, _I64]
+_SCRATCH = [_P, _I64]
+
 # The exported kernels and their argument types (csrc/focal_cpu.c and the segmentation_cpu.c it includes); each
 # returns an int64 (for the loss kernels, the count of invalid targets).
 _SIGNATURES = {
     "fk_sigmoid_focal": [
         _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
-        _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
+        _I64, _I64, _I64, _I64, _I64, _P, _P, _P, *_PIECES,
     ],
     "fk_poly1_focal": [
         _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_float, _I64, _I64, _I64, _I64, _I64,
-        _P, _P, _P,
+        _P, _P, _P, *_PIECES,
     ],
     "fk_softmax_focal": [
         _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
-        _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
+        _I64, _I64, _I64, _I64, _I64, _P, _P, _P, *_SCRATCH, *_PIECES,
     ],
     "fk_poly1_cross_entropy": [
-        _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
+        _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
+        *_SCRATCH, *_PIECES,
     ],
     "fk_logistic_family": [
         ctypes.c_int, _P, _P, ctypes.c_int, _P, ctypes.c_int, _P, ctypes.c_int, _P, _P, _I64, ctypes.c_int,
-        _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
+        _I64, _I64, _I64, _I64, _I64, _P, _P, _P, *_PIECES,
     ],
     "fk_distribution_focal": [
-        _P, ctypes.c_int, _P, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P,
+        _P, ctypes.c_int, _P, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P, *_SCRATCH, *_PIECES,
     ],
     # csrc/segmentation_cpu.c: (x, xdt, t, tdt, ignore_index, has_ignore, N, C, S, Spad, softmax, mode, focal, wpos,
     # wneg, gamma, ...); the statistics return the number of extreme pixels, the gradient 0
     "fk_segmentation_stats": [
         _P, ctypes.c_int, _P, ctypes.c_int, _I64, ctypes.c_int, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int,
-        ctypes.c_int, _P, _P, ctypes.c_float, _I64, _I64, _P, _P,
+        ctypes.c_int, _P, _P, ctypes.c_float, _I64, _I64, _P, *_SCRATCH, *_PIECES,
     ],
     "fk_segmentation_grad": [
         _P, ctypes.c_int, _P, ctypes.c_int, _I64, ctypes.c_int, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int,
-        ctypes.c_int, _P, _P, ctypes.c_float, _P, _P, _I64, _I64, _P, _P,
+        ctypes.c_int, _P, _P, ctypes.c_float, _P, _P, _I64, _I64, _P, *_SCRATCH, *_PIECES,
     ],
 }
 
@@ -118,7 +129,7 @@ def _candidates() -> list[tuple[str, Path]]:
 
 
 def _load() -> None:
-    global _lib, _isa, _load_error, _loaded
+    global _lib, _isa, _load_error, _loaded, _threads
     with _lock:
         if _loaded:
             return
@@ -128,6 +139,7 @@ def _load() -> None:
             return
         errors = []
         for name, path in _candidates():
+            runtimes_before = _openmp_runtimes()
             try:
                 handle = ctypes.CDLL(str(path))
                 if handle.fk_abi_version() != ABI_VERSION:
@@ -141,10 +153,17 @@ def _load() -> None:
                     function = getattr(handle, symbol)
                     function.argtypes = argtypes
                     function.restype = ctypes.c_int64
+                handle.fk_openmp.restype = ctypes.c_int
             except AttributeError as exc:  # a library built from other sources with the same ABI number
                 errors.append(f"{path.name}: {exc}")
                 continue
             _lib, _isa = handle, name
+            # the library shares torch's OpenMP runtime when loading it mapped no new one (its libgomp.so.1 resolved to
+            # the copy already loaded); other libraries' own runtimes (scikit-learn bundles one) do not matter
+            runtimes_after = _openmp_runtimes()
+            shared = runtimes_before is not None and runtimes_after is not None and runtimes_after <= runtimes_before
+            if handle.fk_openmp() and shared and os.environ.get("FOCALKIT_CPU_THREADS", "").lower() != "pool":
+                _threads = "openmp"
             return
         _load_error = "; ".join(errors) if errors else "no compiled kernel library found next to library.py"
 
@@ -167,6 +186,28 @@ def isa() -> str:
     """Which build was loaded: "avx512", "avx2", "base" or "none"."""
     _load()
     return _isa
+
+
+def _openmp_runtimes() -> set[str] | None:
+    """The OpenMP runtime files mapped into this process (Linux), or None where that cannot be read."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    runtimes = set()
+    for line in maps.splitlines():
+        fields = line.split(None, 5)  # address, permissions, offset, device, inode, path
+        if len(fields) == 6 and fields[5].rsplit("/", 1)[-1].startswith(("libgomp", "libiomp", "libomp")):
+            runtimes.add(fields[5])
+    return runtimes
+
+
+def threads_backend() -> str:
+    """How the kernels' pieces run on several threads: ``"openmp"`` (the library's OpenMP build, bound to the OpenMP
+    runtime torch had loaded) or ``"pool"`` (focalkit's Python thread pool: a build without OpenMP, a library that
+    brought its own OpenMP runtime into the process, no /proc to check, or ``FOCALKIT_CPU_THREADS=pool``)."""
+    _load()
+    return _threads
 
 
 def load_error() -> str | None:
@@ -206,18 +247,23 @@ def scratch_pointer(floats: int) -> int:
     return buffer.data_ptr()
 
 
-def parallel_for(total: int, work: Callable[[int, int], int], min_parallel: int = MIN_PARALLEL) -> int:
-    """Run ``work(start, end)`` over ``[0, total)`` and return the sum of its results.
+def parallel_for(total: int, work: Callable[[int, int, int, int], int], min_parallel: int = MIN_PARALLEL) -> int:
+    """Run a kernel over ``[0, total)`` on ``torch.get_num_threads()`` threads and return the sum of its results.
 
-    The range is cut into pieces of a multiple of BLOCK elements (about 8 per thread, at least ``min_parallel``
-    elements each) that the calling thread and ``torch.get_num_threads() - 1`` pool workers take from a shared
-    counter, so a thread slowed down by other processes does not hold the others up.
+    ``work(start, end, threads, piece)`` calls the C kernel on ``[start, end)`` with its last two arguments; the kernel
+    cuts its range into pieces of ``piece`` elements (a multiple of BLOCK: about 8 pieces per thread, at least
+    ``min_parallel`` elements each) that ``threads`` threads take in turn, so a thread slowed down by other processes
+    does not hold the others up. With an OpenMP build sharing torch's runtime (:func:`threads_backend` ``"openmp"``)
+    that is one call and torch's own OpenMP threads run the pieces; otherwise the calling thread and pool workers take
+    the pieces from a shared counter, one call each with ``threads = 1`` (ctypes releases the GIL during a call).
     """
     threads = max(1, torch.get_num_threads())
     if threads == 1 or total < 2 * min_parallel:
-        return int(work(0, total)) if total > 0 else 0
+        return int(work(0, total, 1, 0)) if total > 0 else 0
     blocks = (total + BLOCK - 1) // BLOCK
     per = max((min_parallel + BLOCK - 1) // BLOCK, (blocks + 8 * threads - 1) // (8 * threads))
+    if threads_backend() == "openmp":
+        return int(work(0, total, threads, per * BLOCK))
     pieces = [(b * BLOCK, min(total, (b + per) * BLOCK)) for b in range(0, blocks, per)]
     counter = itertools.count()  # next() on it is atomic under the GIL
 
@@ -227,7 +273,7 @@ def parallel_for(total: int, work: Callable[[int, int], int], min_parallel: int 
             i = next(counter)
             if i >= len(pieces):
                 return acc
-            acc += int(work(*pieces[i]))
+            acc += int(work(*pieces[i], 1, 0))
 
     pool = _get_pool(threads - 1)
     futures = [pool.submit(drain) for _ in range(min(threads - 1, len(pieces) - 1))]

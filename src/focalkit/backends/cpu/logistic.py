@@ -148,12 +148,13 @@ def run(op: str, logits: Tensor, targets: Tensor, *, params: Sequence[float], el
                                        f"with params {values}")
         gamma, epsilon = values[0], values[1]
 
-        def work(start: int, end: int) -> int:
-            return lib.fk_poly1_focal(xp, xdt, tp, tdt, app, anp, gamma, epsilon, n, c, s, start, end, lp, gp, sp)
+        def work(start: int, end: int, threads: int, piece: int) -> int:
+            return lib.fk_poly1_focal(xp, xdt, tp, tdt, app, anp, gamma, epsilon, n, c, s, start, end, lp, gp, sp,
+                                      threads, piece)
     else:
-        def work(start: int, end: int) -> int:
+        def work(start: int, end: int, threads: int, piece: int) -> int:
             return lib.fk_logistic_family(code, pp, xp, xdt, tp, tdt, ep, edt, app, anp, ign, int(has_ignore), n, c,
-                                          s, start, end, lp, gp, sp)
+                                          s, start, end, lp, gp, sp, threads, piece)
 
     bad = cpu_lib.parallel_for(total, work)
     if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background

@@ -74,7 +74,7 @@ def forward(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None = No
                           ignore_index=ignore_index, reduce_sum=reduce_sum, compute_grad=compute_grad)
     lib = cpu_lib.lib()
     eps = float(epsilon)
-    return run_rows(lambda xp, xdt, tp, wp, ign, has_ignore, n, c, s, start, end, lp, gp, sp, scratch:
+    return run_rows(lambda xp, xdt, tp, wp, ign, has_ignore, n, c, s, start, end, lp, gp, sp, *per_thread:
                     lib.fk_poly1_cross_entropy(xp, xdt, tp, wp, eps, ign, has_ignore, n, c, s, start, end, lp, gp,
-                                               sp, scratch),
+                                               sp, *per_thread),
                     logits, targets, class_weight, ignore_index, reduce_sum, compute_grad)

@@ -127,8 +127,10 @@ def statistics(input: Tensor, target: Tensor, *, softmax: bool, mode: str, ignor
             int(focal is not None), _ptr(wpos), _ptr(wneg), float(gamma))
     pp = partials.data_ptr()
 
-    def work(start: int, end: int) -> int:
-        return lib.fk_segmentation_stats(*args, start, end, pp, cpu_lib.scratch_pointer(2 * c * cpu_lib.CHUNK))
+    def work(start: int, end: int, threads: int, piece: int) -> int:
+        per_thread = 2 * c * cpu_lib.CHUNK
+        return lib.fk_segmentation_stats(*args, start, end, pp, cpu_lib.scratch_pointer(per_thread * threads),
+                                         per_thread, threads, piece)
 
     extreme = cpu_lib.parallel_for(n * spad, work, min_parallel=max(cpu_lib.BLOCK, cpu_lib.MIN_PARALLEL // max(c, 1)))
     totals = partials.view(n, blocks // max(n, 1), stride).sum(1) if n else partials.new_zeros(0, stride)
@@ -164,8 +166,10 @@ def gradient(input: Tensor, target: Tensor, grad_stats: Tensor, grad_focal: Tens
             int(focal is not None), _ptr(wpos), _ptr(wneg), float(gamma), dstat.data_ptr(), _ptr(dfocal))
     gp = grad.data_ptr()
 
-    def work(start: int, end: int) -> int:
-        return lib.fk_segmentation_grad(*args, start, end, gp, cpu_lib.scratch_pointer(3 * c * cpu_lib.CHUNK))
+    def work(start: int, end: int, threads: int, piece: int) -> int:
+        per_thread = 3 * c * cpu_lib.CHUNK
+        return lib.fk_segmentation_grad(*args, start, end, gp, cpu_lib.scratch_pointer(per_thread * threads),
+                                        per_thread, threads, piece)
 
     cpu_lib.parallel_for(n * spad, work, min_parallel=max(cpu_lib.BLOCK, cpu_lib.MIN_PARALLEL // max(c, 1)))
     return grad

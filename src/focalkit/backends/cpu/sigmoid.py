@@ -127,9 +127,9 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
     g = float(gamma)
     th = float(reduced_threshold)
 
-    def work(start: int, end: int) -> int:
+    def work(start: int, end: int, threads: int, piece: int) -> int:
         return lib.fk_sigmoid_focal(xp, xdt, tp, tdt, app, anp, g, th, ign, int(has_ignore), n, c, s, start, end, lp, gp,
-                                    sp)
+                                    sp, threads, piece)
 
     bad = cpu_lib.parallel_for(total, work)
     if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background / 0

@@ -81,9 +81,9 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
             wt = wt * alpha.detach().to(device="cpu", dtype=torch.float32).reshape(c)
     lib = cpu_lib.lib()
     g, th = float(gamma), float(reduced_threshold)
-    return run_rows(lambda xp, xdt, tp, wp, ign, has_ignore, n, c, s, start, end, lp, gp, sp, scratch:
+    return run_rows(lambda xp, xdt, tp, wp, ign, has_ignore, n, c, s, start, end, lp, gp, sp, *per_thread:
                     lib.fk_softmax_focal(xp, xdt, tp, wp, g, th, ign, has_ignore, n, c, s, start, end, lp, gp, sp,
-                                         scratch),
+                                         *per_thread),
                     logits, targets, wt, ignore_index, reduce_sum, compute_grad)
 
 
@@ -92,9 +92,10 @@ def run_rows(kernel: Callable[..., int], logits: Tensor, targets: Tensor, row_we
     """Run a per-row softmax kernel of ``csrc/focal_cpu.c`` over the columns (n, :, s) of logits viewed as (N, C, S),
     split over threads, and raise the standard error for class indices the kernel found out of range.
 
-    ``kernel(xp, xdt, tp, wp, ignore_index, has_ignore, N, C, S, start, end, loss, grad, block_sums, scratch)`` calls
-    the C function on columns [start, end) with the arguments that are not listed here already bound; it returns the
-    number of out-of-range targets. ``row_weight``: per-class weights (C,) or None. Returns the contract's
+    ``kernel(xp, xdt, tp, wp, ignore_index, has_ignore, N, C, S, start, end, loss, grad, block_sums, scratch,
+    scratch_stride, threads, piece)`` calls the C function on columns [start, end) with the arguments that are not
+    listed here already bound (:func:`library.parallel_for` gives the last two); it returns the number of
+    out-of-range targets. ``row_weight``: per-class weights (C,) or None. Returns the contract's
     ``(loss, grad)``: float32 per-row losses of the targets' shape (or the 0-d sum of the float64 block partials, added
     in order) and the gradient in the logits' shape and dtype (or None).
     """
@@ -124,9 +125,10 @@ def run_rows(kernel: Callable[..., int], logits: Tensor, targets: Tensor, row_we
     sp = sums.data_ptr() if sums is not None else None
     scratch_len = 2 * c * (cpu_lib.CHUNK if s > 1 else cpu_lib.row_batch(c))
 
-    def work(start: int, end: int) -> int:
-        return kernel(xp, xdt, tp, wp, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp,
-                      cpu_lib.scratch_pointer(scratch_len))
+    def work(start: int, end: int, threads: int, piece: int) -> int:
+        scratch = cpu_lib.scratch_pointer(scratch_len * threads)  # scratch_len floats per thread
+        return kernel(xp, xdt, tp, wp, ign, int(has_ignore), n, c, s, start, end, lp, gp, sp, scratch, scratch_len,
+                      threads, piece)
 
     # parallelise over columns; a column costs about C elements of work
     bad = cpu_lib.parallel_for(cols, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // max(c, 1)))

@@ -15,14 +15,20 @@
  *   fk_exp_neg(x): the same for x <= 0 without the upper clamp (the hot loops' exp(-|x|) and exp(x_k - max)).
  *   fk_log1p01(e): log(1 + e) for e in [-1/2, 1] via 2 atanh(e / (2 + e)); full relative accuracy for tiny e.
  *   fk_log(a):  a > 0 normal.
- * Threads: none here. The Python wrapper splits the flat element range over a thread pool (ctypes
- * releases the GIL), so the library needs no OpenMP runtime next to torch's own.
+ * Threads: every exported kernel runs its range [start, end) in pieces of `piece` elements on `threads` OpenMP
+ * threads (FK_PIECES). Built with -fopenmp, the library names libgomp.so.1, which the dynamic loader resolves to the
+ * copy torch has already loaded (same soname), so the kernels run on torch's own OpenMP thread pool, the threads
+ * that are awake right after any parallel torch operation. Without OpenMP (or when loading the library mapped an
+ * OpenMP runtime of its own) the Python wrapper calls each piece on its own thread pool instead, with threads = 1.
  * Sums are deterministic: per-element losses are summed in double per fixed block of FK_BLOCK elements
  * (aligned to the global flat index), the caller sums the block partials in order.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #define FK_CHUNK 256
 #define FK_BLOCK 4096
@@ -346,6 +352,50 @@ static double fk_sum_chunk(int n, const float *v) {
 #endif
 FK_EXPORT int fk_abi_version(void) { return FK_ABI_VERSION; }
 
+/* 1 when the library was built with OpenMP (its kernels then run their pieces on OpenMP threads). */
+FK_EXPORT int fk_openmp(void) {
+#if defined(_OPENMP)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+#if defined(_OPENMP)
+#define FK_THREAD_ID ((int64_t)omp_get_thread_num())
+#else
+#define FK_THREAD_ID ((int64_t)0)
+#endif
+
+/* The body of an exported kernel: returns the sum of CALL, an int64_t expression of the piece bounds `s`, `e` and
+ * the thread index `tid`, over [START, END) cut into pieces of PIECE elements (PIECE <= 0: one piece), which THREADS
+ * OpenMP threads take in turn (schedule(dynamic, 1): a thread slowed by another process does not hold the others
+ * up). A piece is a whole number of FK_BLOCK blocks (the caller chooses PIECE), so per-block sums do not depend on
+ * the split. One call on the calling thread when THREADS <= 1, for a single piece, or without OpenMP. */
+#define FK_PIECES(START, END, THREADS, PIECE, CALL)                                                                \
+    do {                                                                                                           \
+        const int64_t fk_s0 = (START), fk_e0 = (END), fk_len = fk_e0 - fk_s0;                                      \
+        const int64_t fk_piece = (PIECE) > 0 && (PIECE) < fk_len ? (PIECE) : fk_len;                               \
+        const int64_t fk_pieces = fk_len > 0 ? (fk_len + fk_piece - 1) / fk_piece : 0;                             \
+        const int fk_threads = (THREADS);                                                                          \
+        int64_t fk_sum = 0;                                                                                        \
+        if (fk_threads > 1 && fk_pieces > 1) {                                                                     \
+            _Pragma("omp parallel for num_threads(fk_threads) schedule(dynamic, 1) reduction(+ : fk_sum)")         \
+            for (int64_t fk_p = 0; fk_p < fk_pieces; fk_p++) {                                                     \
+                const int64_t s = fk_s0 + fk_p * fk_piece;                                                         \
+                const int64_t e = (fk_e0 - s) < fk_piece ? fk_e0 : s + fk_piece;                                   \
+                const int64_t tid = FK_THREAD_ID;                                                                  \
+                (void)tid;                                                                                         \
+                fk_sum += (CALL);                                                                                  \
+            }                                                                                                      \
+        } else if (fk_len > 0) {                                                                                   \
+            const int64_t s = fk_s0, e = fk_e0, tid = 0;                                                           \
+            (void)tid;                                                                                             \
+            fk_sum = (CALL);                                                                                       \
+        }                                                                                                          \
+        return fk_sum;                                                                                             \
+    } while (0)
+
 /* The reduced focal loss' scalars for threshold th in (0, 1]: lth = log th and bound = 1 - th (the factor applies
  * where 1 - p_t <= bound); th = 0 (the option off) gives lth = 0, bound = +inf (always the plain factor). */
 typedef struct {
@@ -500,10 +550,12 @@ fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float 
 FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an,
                                    float gamma, double reduced_threshold, int64_t ignore_index, int has_ignore,
                                    int64_t N, int64_t C, int64_t S, int64_t start, int64_t end, float *loss_out,
-                                   void *grad_out, double *block_sums) {
+                                   void *grad_out, double *block_sums, int threads, int64_t piece) {
     (void)N;
-    return fk_sigmoid_driver(xp, xdt, tp, tdt, ap, an, gamma, fk_reduced_scalars(reduced_threshold), 0, 0.0f,
-                             ignore_index, has_ignore, C, S, start, end, loss_out, grad_out, block_sums);
+    const fk_reduced red = fk_reduced_scalars(reduced_threshold);
+    FK_PIECES(start, end, threads, piece,
+              fk_sigmoid_driver(xp, xdt, tp, tdt, ap, an, gamma, red, 0, 0.0f, ignore_index, has_ignore, C, S, s, e,
+                                loss_out, grad_out, block_sums));
 }
 
 /*
@@ -514,10 +566,13 @@ FK_EXPORT int64_t fk_sigmoid_focal(const void *xp, int xdt, const void *tp, int 
  */
 FK_EXPORT int64_t fk_poly1_focal(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an,
                                  float gamma, float epsilon, int64_t N, int64_t C, int64_t S, int64_t start,
-                                 int64_t end, float *loss_out, void *grad_out, double *block_sums) {
+                                 int64_t end, float *loss_out, void *grad_out, double *block_sums, int threads,
+                                 int64_t piece) {
     (void)N;
-    return fk_sigmoid_driver(xp, xdt, tp, tdt, ap, an, gamma, fk_reduced_scalars(0.0), 1, epsilon, 0, 0, C, S,
-                             start, end, loss_out, grad_out, block_sums);
+    const fk_reduced red = fk_reduced_scalars(0.0);
+    FK_PIECES(start, end, threads, piece,
+              fk_sigmoid_driver(xp, xdt, tp, tdt, ap, an, gamma, red, 1, epsilon, 0, 0, C, S, s, e, loss_out,
+                                grad_out, block_sums));
 }
 
 /* The Taylor series of g(s) = s - (1 - e^{-s}) = s^2 sum_{k>=2} (-1)^k s^(k - 2) / k!, by Horner from the coefficient
@@ -792,10 +847,13 @@ static int64_t fk_softmax_driver(const void *xp, int xdt, const int64_t *tp, con
 FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
                                    double reduced_threshold, int64_t ignore_index, int has_ignore, int64_t N,
                                    int64_t C, int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
-                                   double *block_sums, float *scratch) {
+                                   double *block_sums, float *scratch, int64_t scratch_stride, int threads,
+                                   int64_t piece) {
     (void)N;
-    return fk_softmax_driver(xp, xdt, tp, wt, gamma, fk_reduced_scalars(reduced_threshold), 0.0f, ignore_index,
-                             has_ignore, C, S, start, end, loss_out, grad_out, block_sums, scratch);
+    const fk_reduced red = fk_reduced_scalars(reduced_threshold);
+    FK_PIECES(start, end, threads, piece,
+              fk_softmax_driver(xp, xdt, tp, wt, gamma, red, 0.0f, ignore_index, has_ignore, C, S, s, e, loss_out,
+                                grad_out, block_sums, scratch + tid * scratch_stride));
 }
 
 /*
@@ -807,10 +865,13 @@ FK_EXPORT int64_t fk_softmax_focal(const void *xp, int xdt, const int64_t *tp, c
 FK_EXPORT int64_t fk_poly1_cross_entropy(const void *xp, int xdt, const int64_t *tp, const float *wt, float epsilon,
                                          int64_t ignore_index, int has_ignore, int64_t N, int64_t C, int64_t S,
                                          int64_t start, int64_t end, float *loss_out, void *grad_out,
-                                         double *block_sums, float *scratch) {
+                                         double *block_sums, float *scratch, int64_t scratch_stride, int threads,
+                                         int64_t piece) {
     (void)N;
-    return fk_softmax_driver(xp, xdt, tp, wt, 0.0f, fk_reduced_scalars(0.0), epsilon, ignore_index, has_ignore, C, S,
-                             start, end, loss_out, grad_out, block_sums, scratch);
+    const fk_reduced red = fk_reduced_scalars(0.0);
+    FK_PIECES(start, end, threads, piece,
+              fk_softmax_driver(xp, xdt, tp, wt, 0.0f, red, epsilon, ignore_index, has_ignore, C, S, s, e, loss_out,
+                                grad_out, block_sums, scratch + tid * scratch_stride));
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -1237,11 +1298,10 @@ static void fk_family_chunk(int code, int n, const float *restrict x, const floa
  * Returns the number of target values outside [0, 1] (or NaN), or of class indices outside [0, C] that are
  * not ignore_index.
  */
-FK_EXPORT int64_t fk_logistic_family(int code, const float *prm, const void *xp, int xdt, const void *tp, int tdt,
-                                     const void *ep, int edt, const float *ap, const float *an, int64_t ignore_index,
-                                     int has_ignore, int64_t N, int64_t C, int64_t S, int64_t start, int64_t end,
-                                     float *loss_out, void *grad_out, double *block_sums) {
-    (void)N;
+static int64_t fk_logistic_family_range(int code, const float *prm, const void *xp, int xdt, const void *tp, int tdt,
+                                        const void *ep, int edt, const float *ap, const float *an,
+                                        int64_t ignore_index, int has_ignore, int64_t C, int64_t S, int64_t start,
+                                        int64_t end, float *loss_out, void *grad_out, double *block_sums) {
     float xbuf[FK_CHUNK], ybuf[FK_CHUNK], abuf[FK_CHUNK], lbuf[FK_CHUNK], gbuf[FK_CHUNK];
     const int want_grad = grad_out != NULL;
     const int64_t CS = C * S;
@@ -1315,6 +1375,16 @@ FK_EXPORT int64_t fk_logistic_family(int code, const float *prm, const void *xp,
     return bad;
 }
 
+FK_EXPORT int64_t fk_logistic_family(int code, const float *prm, const void *xp, int xdt, const void *tp, int tdt,
+                                     const void *ep, int edt, const float *ap, const float *an, int64_t ignore_index,
+                                     int has_ignore, int64_t N, int64_t C, int64_t S, int64_t start, int64_t end,
+                                     float *loss_out, void *grad_out, double *block_sums, int threads, int64_t piece) {
+    (void)N;
+    FK_PIECES(start, end, threads, piece,
+              fk_logistic_family_range(code, prm, xp, xdt, tp, tdt, ep, edt, ap, an, ignore_index, has_ignore, C, S,
+                                       s, e, loss_out, grad_out, block_sums));
+}
+
 /* ------------------------------------------------------------------------------------------------ */
 /* Distribution focal loss (pytorch/distribution.py), per row (n, s) over the C = n + 1 bins along dim 1: */
 /* y clamped to [0, n - 0.01], l = floor(y), r = l + 1, w_l = r - y, w_r = y - l; m = max_k x_k,          */
@@ -1328,10 +1398,9 @@ FK_EXPORT int64_t fk_logistic_family(int code, const float *prm, const void *xp,
  * b = row / FK_BLOCK. scratch: C floats owned by the caller (one per thread). Returns the number of targets
  * outside [0, C - 1] or NaN.
  */
-FK_EXPORT int64_t fk_distribution_focal(const void *xp, int xdt, const void *tp, int tdt, int64_t N, int64_t C,
-                                        int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
-                                        double *block_sums, float *scratch) {
-    (void)N;
+static int64_t fk_distribution_focal_range(const void *xp, int xdt, const void *tp, int tdt, int64_t C, int64_t S,
+                                           int64_t start, int64_t end, float *loss_out, void *grad_out,
+                                           double *block_sums, float *scratch) {
     const int want_grad = grad_out != NULL;
     const int64_t nb = C - 1;
     const float hi = (float)((double)nb - 0.01);
@@ -1380,6 +1449,16 @@ FK_EXPORT int64_t fk_distribution_focal(const void *xp, int xdt, const void *tp,
         }
     }
     return bad;
+}
+
+FK_EXPORT int64_t fk_distribution_focal(const void *xp, int xdt, const void *tp, int tdt, int64_t N, int64_t C,
+                                        int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
+                                        double *block_sums, float *scratch, int64_t scratch_stride, int threads,
+                                        int64_t piece) {
+    (void)N;
+    FK_PIECES(start, end, threads, piece,
+              fk_distribution_focal_range(xp, xdt, tp, tdt, C, S, s, e, loss_out, grad_out, block_sums,
+                                          scratch + tid * scratch_stride));
 }
 
 /* The segmentation losses (Dice + focal, focal Tversky). */

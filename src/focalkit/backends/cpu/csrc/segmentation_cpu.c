@@ -362,11 +362,10 @@ static void fk_seg_stats_chunk(const void *xp, int xdt, const void *tp, int tdt,
  * softmax: w_c = alpha_c weight_c (C,) or NULL; sigmoid: w+_c, with wneg w-_c (both (C,)). scratch: 2 C FK_CHUNK
  * floats owned by the caller (one per thread).
  */
-FK_EXPORT int64_t fk_segmentation_stats(const void *xp, int xdt, const void *tp, int tdt, int64_t ignore_index,
-                                        int has_ignore, int64_t N, int64_t C, int64_t S, int64_t Spad, int softmax,
-                                        int mode, int focal, const float *wpos, const float *wneg, float gamma,
-                                        int64_t start, int64_t end, double *partials, float *scratch) {
-    (void)N;
+static int64_t fk_segmentation_stats_range(const void *xp, int xdt, const void *tp, int tdt, int64_t ignore_index,
+                                           int has_ignore, int64_t C, int64_t S, int64_t Spad, int softmax, int mode,
+                                           int focal, const float *wpos, const float *wneg, float gamma,
+                                           int64_t start, int64_t end, double *partials, float *scratch) {
     int64_t extreme = 0;
     const int64_t stride = FK_SEG_STATS * C + 3;
     FK_SEG_FOR_CHUNKS({
@@ -503,15 +502,40 @@ static void fk_seg_grad_chunk(const void *xp, int xdt, const void *tp, int tdt, 
  * (N, C, 3) float32 (d L / d statistic) and dfocal (N,) float32 (d L / d focal sum of each image; NULL with
  * focal = 0). Other arguments as in fk_segmentation_stats; scratch: 3 C FK_CHUNK floats. Returns 0.
  */
-FK_EXPORT int64_t fk_segmentation_grad(const void *xp, int xdt, const void *tp, int tdt, int64_t ignore_index,
-                                       int has_ignore, int64_t N, int64_t C, int64_t S, int64_t Spad, int softmax,
-                                       int mode, int focal, const float *wpos, const float *wneg, float gamma,
-                                       const float *dstat, const float *dfocal, int64_t start, int64_t end,
-                                       void *grad_out, float *scratch) {
-    (void)N;
+static int64_t fk_segmentation_grad_range(const void *xp, int xdt, const void *tp, int tdt, int64_t ignore_index,
+                                          int has_ignore, int64_t C, int64_t S, int64_t Spad, int softmax, int mode,
+                                          int focal, const float *wpos, const float *wneg, float gamma,
+                                          const float *dstat, const float *dfocal, int64_t start, int64_t end,
+                                          void *grad_out, float *scratch) {
     FK_SEG_FOR_CHUNKS({
         fk_seg_grad_chunk(xp, xdt, tp, tdt, ignore_index, has_ignore, C, S, n, s, nc, softmax, mode, focal, wpos,
                           wneg, gamma, dstat + n * FK_SEG_STATS * C, focal ? dfocal[n] : 0.0f, grad_out, scratch);
     })
     return 0;
+}
+
+/* The exported kernels: [start, end) in pieces on `threads` threads (FK_PIECES); scratch: scratch_stride floats per
+ * thread. */
+FK_EXPORT int64_t fk_segmentation_stats(const void *xp, int xdt, const void *tp, int tdt, int64_t ignore_index,
+                                        int has_ignore, int64_t N, int64_t C, int64_t S, int64_t Spad, int softmax,
+                                        int mode, int focal, const float *wpos, const float *wneg, float gamma,
+                                        int64_t start, int64_t end, double *partials, float *scratch,
+                                        int64_t scratch_stride, int threads, int64_t piece) {
+    (void)N;
+    FK_PIECES(start, end, threads, piece,
+              fk_segmentation_stats_range(xp, xdt, tp, tdt, ignore_index, has_ignore, C, S, Spad, softmax, mode, focal,
+                                          wpos, wneg, gamma, s, e, partials, scratch + tid * scratch_stride));
+}
+
+FK_EXPORT int64_t fk_segmentation_grad(const void *xp, int xdt, const void *tp, int tdt, int64_t ignore_index,
+                                       int has_ignore, int64_t N, int64_t C, int64_t S, int64_t Spad, int softmax,
+                                       int mode, int focal, const float *wpos, const float *wneg, float gamma,
+                                       const float *dstat, const float *dfocal, int64_t start, int64_t end,
+                                       void *grad_out, float *scratch, int64_t scratch_stride, int threads,
+                                       int64_t piece) {
+    (void)N;
+    FK_PIECES(start, end, threads, piece,
+              fk_segmentation_grad_range(xp, xdt, tp, tdt, ignore_index, has_ignore, C, S, Spad, softmax, mode, focal,
+                                         wpos, wneg, gamma, dstat, dfocal, s, e, grad_out,
+                                         scratch + tid * scratch_stride));
 }
