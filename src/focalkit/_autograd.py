@@ -174,25 +174,29 @@ def _second_order(ctx, logits, targets, tensors, scalars, grad_output: Tensor) -
     return grad
 
 
+def _saved_inputs(ctx) -> tuple[Tensor, Tensor, Tensor | None, Sequence[Tensor | None]]:
+    """(logits, targets, scalar tensor or None, per-class tensors) as :func:`_setup_context` saved them."""
+    if ctx.kept_inputs:
+        _, logits, targets, scalar_tensor = ctx.saved_tensors
+        return logits, targets, scalar_tensor, ctx.tensors
+    logits, targets, scalar_tensor, *tensors = ctx.saved_tensors
+    return logits, targets, scalar_tensor, tensors if ctx.tensors is None else ctx.tensors
+
+
 def _backward(ctx, grad_loss, _grad_grad):
     grad = None
     double = torch.is_grad_enabled() and not torch.compiler.is_compiling()  # create_graph=True
-    if ctx.stored_grad:
-        stored, *inputs = ctx.saved_tensors
-        if grad_loss is not None and not (double and ctx.kept_inputs and type(grad_loss) is Tensor):
-            if double:
-                raise InvalidArgumentError(DOUBLE_BACKWARD_IN_STORE_MODE)
-            # always a new tensor: with retain_graph the stored gradient must stay intact for the next backward
-            grad = stored * _broadcast(ctx.spec, grad_loss, stored)
-    if ctx.kept_inputs:
-        logits, targets, scalar_tensor = inputs
-    else:
-        logits, targets, scalar_tensor, *tensors = ctx.saved_tensors if not ctx.stored_grad else (None,) * 3
-    if ctx.tensors is not None:
-        tensors = ctx.tensors
-    if grad_loss is not None and grad is None:
+    second_order = double and type(grad_loss) is Tensor
+    if grad_loss is not None and ctx.stored_grad and not (ctx.kept_inputs and second_order):
+        if double and not ctx.kept_inputs:  # gradient mode "store" kept only the first derivative
+            raise InvalidArgumentError(DOUBLE_BACKWARD_IN_STORE_MODE)
+        stored = ctx.saved_tensors[0]
+        # always a new tensor: with retain_graph the stored gradient must stay intact for the next backward
+        grad = stored * _broadcast(ctx.spec, grad_loss, stored)
+    elif grad_loss is not None:
+        logits, targets, scalar_tensor, tensors = _saved_inputs(ctx)
         scalars = scalar_tensor if scalar_tensor is not None else ctx.scalar_values
-        if double and type(grad_loss) is Tensor:
+        if second_order:
             grad = _second_order(ctx, logits, targets, tensors, scalars, grad_loss)
         else:
             grad = _first_derivative(ctx, logits, targets, tensors, scalars, grad_loss)

@@ -8,18 +8,13 @@ import torch
 from torch import Tensor
 
 from .._autograd import focal_loss_op
-from .._checks import (
-    check_class_indices, check_floating, check_gamma, check_ignore_index, check_number, class_vector, describe,
-    scalar_value,
-)
-from ..backends import counts_invalid_targets
+from .._checks import check_floating, check_gamma, check_ignore_index, check_number, class_vector, describe, scalar_value
 from ..errors import argument_error, type_error
 from ..semantics import check_label_smoothing, check_reduction
-from ..value_checks import value_checks_enabled
 from ._alpha import AlphaArg, sigmoid_alpha
 from ._detection import check_dense_target_values, check_dense_targets, check_loss_weight
 from ._reduction import check_normalizer, finish_reduction, reduce_elementwise, weighted_loss
-from .softmax import _check_target
+from .softmax import _check_index_values, _check_target
 
 __all__ = ["poly1_cross_entropy", "poly1_focal_loss"]
 
@@ -101,12 +96,8 @@ def poly1_cross_entropy(
     target = _check_target(input, target, ignore_index, scan_values=False)
     weight_vector = None if weight is None else class_vector("weight", weight, input, check_unit_range=False)
     probabilities = target.is_floating_point()
-    # a back-end that counts invalid class indices in its own pass (the fused CPU kernel, class indices without
-    # smoothing) raises the same error; otherwise they are scanned here
-    kernel_counts = (not probabilities and label_smoothing == 0 and value_checks_enabled(target)
-                     and counts_invalid_targets("poly1_cross_entropy", input, target, {"class_weight": weight_vector}))
-    if not probabilities and not kernel_counts:
-        check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
+    _check_index_values("poly1_cross_entropy", input, target, ignore_index, label_smoothing,
+                        {"class_weight": weight_vector})
 
     loss = focal_loss_op(
         "poly1_cross_entropy", input, target, tensors={"class_weight": weight_vector},

@@ -32,6 +32,18 @@ from ._reduction import NORMALIZED_MIN_DENOMINATOR, check_normalizer, finish_red
 __all__ = ["softmax_focal_loss"]
 
 
+def _check_index_values(op: str, input: Tensor, target: Tensor, ignore_index: int, label_smoothing: float,
+                        tensors: dict[str, object]) -> None:
+    """Scan that class-index targets lie in [0, C - 1] (or are ``ignore_index``), unless the back-end that will run
+    ``op`` counts invalid indices in its own pass (the fused kernels take class indices without label smoothing) and
+    raises the same error. Probability targets are left alone (checked by :func:`_check_target`)."""
+    if target.is_floating_point():
+        return
+    if label_smoothing == 0 and value_checks_enabled(target) and counts_invalid_targets(op, input, target, tensors):
+        return
+    check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
+
+
 def _check_target(input: Tensor, target: object, ignore_index: int, *, scan_values: bool) -> Tensor:
     target = check_tensor("target", target)
     check_same_device("target", target, input, "input")
@@ -138,11 +150,8 @@ def softmax_focal_loss(
     )
     fused_op = not (target.is_floating_point() or label_smoothing > 0)
     tensors = {"weight": weight_vector, "alpha": alpha_vector}
-    # the fused CPU kernel counts invalid indices in its own pass; otherwise they are scanned here
-    kernel_counts = fused_op and value_checks_enabled(target) and counts_invalid_targets(
-        "softmax_focal", input, target, {**tensors, "reduced_threshold": threshold or None})
-    if not target.is_floating_point() and not kernel_counts:
-        check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
+    _check_index_values("softmax_focal", input, target, ignore_index, label_smoothing,
+                        {**tensors, "reduced_threshold": threshold or None})
     check_normalizer(normalizer, reduction, sync_normalizer, input)
 
     if not fused_op:

@@ -159,6 +159,63 @@ static void fk_store(void *dst, int dt, int64_t off, int n, const float *src) {
 }
 
 /* ------------------------------------------------------------------------------------------------ */
+/* The logistic quantities of a logit, formed once (every sigmoid loop below uses them):               */
+/*   e = exp(-|x|), l = log1p(e), p = sigmoid(x), pc = 1 - p (both without subtraction),              */
+/*   spp = softplus(x) = -log(1 - p) = max(x, 0) + l,  spn = softplus(-x) = -log p = max(-x, 0) + l.   */
+typedef struct {
+    float ax, e, l, q, eq, p, pc, spp, spn;
+    int nonneg; /* x >= 0 */
+} fk_logit;
+
+static inline __attribute__((always_inline)) fk_logit fk_logistic(float x) {
+    fk_logit s;
+    s.ax = x < 0.0f ? -x : x;
+    s.e = fk_exp_neg(-s.ax);
+    s.l = fk_log1p01(s.e);
+    s.q = 1.0f / (1.0f + s.e);
+    s.eq = s.e * s.q;
+    s.nonneg = x >= 0.0f;
+    s.p = s.nonneg ? s.q : s.eq;
+    s.pc = s.nonneg ? s.eq : s.q;
+    /* written so that a NaN logit stays NaN in both softplus terms */
+    s.spp = (x < 0.0f ? 0.0f : x) + s.l;
+    s.spn = (x > 0.0f ? 0.0f : -x) + s.l;
+    return s;
+}
+
+/* The focal quantities of a logit and a target y in [0, 1]: CE = max(x, 0) - x y + l, u = 1 - p_t = q A with
+ * A = e y_c + y_comp (y_c the target on the predicted side, y_comp its complement), log u = log A - l (log A = -|x|
+ * exactly when the target lies on the predicted side) and r = p (1 - p) / u. binary != 0: y is exactly 0 or 1 (no
+ * log of A, no division). */
+typedef struct {
+    float ce, u, logu, r;
+} fk_focal_terms_t;
+
+static inline __attribute__((always_inline)) fk_focal_terms_t fk_focal_terms(fk_logit s, float x, float y,
+                                                                             const int binary) {
+    fk_focal_terms_t f;
+    float ym = 1.0f - y;
+    float yc = s.nonneg ? y : ym;
+    float ycomp = s.nonneg ? ym : y;
+    f.ce = (s.nonneg ? x * ym : -x * y) + s.l;
+    int small = ycomp == 0.0f; /* target on the predicted side: u = e q */
+    if (binary) {
+        f.logu = small ? -s.ax - s.l : -s.l;
+        f.r = small ? s.q : s.eq;
+        f.u = small ? s.eq : s.q;
+    } else {
+        float A = s.e * yc + ycomp;
+        float la0 = fk_log(small ? 1.0f : A);
+        float la = small ? -s.ax : la0;
+        f.logu = la - s.l;
+        float rr = s.eq / (small ? 1.0f : A);
+        f.r = small ? s.q : rr;
+        f.u = s.q * A;
+    }
+    return f;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
 /* Sigmoid: math over one chunk of n <= FK_CHUNK elements held in float arrays.                      */
 /* at: alpha_t, 0 for ignored elements (the loss and gradient are finite, so 0 * them is 0); NULL: 1. */
 /* binary != 0: every y is exactly 0 or 1 (skips one log and one division).                           */
@@ -172,35 +229,9 @@ fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const f
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float xi = x[i], yi = y[i];
-        float ax = xi < 0.0f ? -xi : xi;
-        float e = fk_exp_neg(-ax);
-        float l = fk_log1p01(e);
-        float q = 1.0f / (1.0f + e);
-        float eq = e * q;
-        int nonneg = xi >= 0.0f;
-        float pm = nonneg ? q : eq;      /* p */
-        float pc = nonneg ? eq : q;      /* 1 - p */
-        float ym = 1.0f - yi;
-        /* u = 1 - p_t = q * A, A = e * yc + ycomp */
-        float yc = nonneg ? yi : ym;
-        float ycomp = nonneg ? ym : yi;
-        float ce = (nonneg ? xi * ym : -xi * yi) + l;
-        float logu, r, u;
-        if (binary) {
-            int small = ycomp == 0.0f; /* target on the predicted side: u = e q */
-            logu = small ? -ax - l : -l;
-            r = small ? q : eq;
-            u = small ? eq : q;
-        } else {
-            float A = e * yc + ycomp;
-            int small = ycomp == 0.0f;
-            float la0 = fk_log(small ? 1.0f : A);
-            float la = small ? -ax : la0;
-            logu = la - l;
-            float rr = eq / (small ? 1.0f : A);
-            r = small ? q : rr;
-            u = q * A;
-        }
+        fk_logit s = fk_logistic(xi);
+        fk_focal_terms_t f = fk_focal_terms(s, xi, yi, binary);
+        float ce = f.ce, u = f.u, logu = f.logu, r = f.r;
         float ug, ge; /* the modulating factor and the gamma of its derivative */
         if (reduced) {
             int focal = u <= bound; /* p_t >= th */
@@ -214,7 +245,7 @@ fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const f
         float w = has_at ? at[i] * ug : ug;
         loss[i] = w * ce;
         if (want_grad) {
-            float dce = pm * ym - pc * yi;
+            float dce = s.p * (1.0f - yi) - s.pc * yi;
             grad[i] = w * (dce + ge * (1.0f - 2.0f * yi) * r * ce);
         }
     }
@@ -273,42 +304,17 @@ fk_poly1_body(int n, const float *restrict x, const float *restrict y, const flo
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float xi = x[i], yi = y[i];
-        float ax = xi < 0.0f ? -xi : xi;
-        float e = fk_exp_neg(-ax);
-        float l = fk_log1p01(e);
-        float q = 1.0f / (1.0f + e);
-        float eq = e * q;
-        int nonneg = xi >= 0.0f;
-        float pm = nonneg ? q : eq;      /* p */
-        float pc = nonneg ? eq : q;      /* 1 - p */
-        float ym = 1.0f - yi;
-        float yc = nonneg ? yi : ym;
-        float ycomp = nonneg ? ym : yi;
-        float ce = (nonneg ? xi * ym : -xi * yi) + l;
-        float logu, r, u;
-        if (binary) {
-            int small = ycomp == 0.0f;
-            logu = small ? -ax - l : -l;
-            r = small ? q : eq;
-            u = small ? eq : q;
-        } else {
-            float A = e * yc + ycomp;
-            int small = ycomp == 0.0f;
-            float la0 = fk_log(small ? 1.0f : A);
-            float la = small ? -ax : la0;
-            logu = la - l;
-            float rr = eq / (small ? 1.0f : A);
-            r = small ? q : rr;
-            u = q * A;
-        }
+        fk_logit s = fk_logistic(xi);
+        fk_focal_terms_t f = fk_focal_terms(s, xi, yi, binary);
+        float ce = f.ce, u = f.u, logu = f.logu, r = f.r;
         float ug = square ? u * u : fk_exp(g * logu);
         float w = has_at ? at[i] * ug : ug;
         float pu = eps * ug; /* the poly term's weight eps u^g */
         loss[i] = w * ce + pu * u;
         if (want_grad) {
-            float dce = pm * ym - pc * yi;
+            float dce = s.p * (1.0f - yi) - s.pc * yi;
             float sgn = 1.0f - 2.0f * yi;
-            grad[i] = w * (dce + g * sgn * r * ce) + pu * (g + 1.0f) * sgn * (q * eq);
+            grad[i] = w * (dce + g * sgn * r * ce) + pu * (g + 1.0f) * sgn * (s.q * s.eq);
         }
     }
 }
@@ -893,27 +899,6 @@ enum { FK_QUALITY = 0, FK_VARIFOCAL = 1, FK_GAUSSIAN = 2, FK_ASYMMETRIC = 3, FK_
 typedef struct {
     float v[4];
 } fk_params;
-
-typedef struct {
-    float ax, e, l, q, eq, p, pc, spp, spn;
-    int nonneg; /* x >= 0 */
-} fk_logit;
-
-static inline __attribute__((always_inline)) fk_logit fk_logistic(float x) {
-    fk_logit s;
-    s.ax = x < 0.0f ? -x : x;
-    s.e = fk_exp_neg(-s.ax);
-    s.l = fk_log1p01(s.e);
-    s.q = 1.0f / (1.0f + s.e);
-    s.eq = s.e * s.q;
-    s.nonneg = x >= 0.0f;
-    s.p = s.nonneg ? s.q : s.eq;
-    s.pc = s.nonneg ? s.eq : s.q;
-    /* written so that a NaN logit stays NaN in both softplus terms */
-    s.spp = (x < 0.0f ? 0.0f : x) + s.l;
-    s.spn = (x > 0.0f ? 0.0f : -x) + s.l;
-    return s;
-}
 
 /* Quality focal (pytorch/quality.py): |y - p|^b BCE, |d| in closed form for hard targets, v the row validity.
  * prm: [beta]; glim: the gradient dtype's largest finite value (the cusp of beta < 1 saturates there). */

@@ -243,6 +243,17 @@ static void fk_seg_target_chunk(int nc, int index, const void *tp, int64_t C, in
     }
 }
 
+/* The targets of class k over one chunk: float targets (N, C, S) read in place, or 0 / 1 from the chunk's class
+ * indices tv (index != 0) written to ybuf. */
+static inline const float *fk_seg_class_targets(int index, const void *tp, const int32_t *restrict tv, int64_t C,
+                                                int64_t S, int64_t n, int64_t s, int64_t k, int nc,
+                                                float *restrict ybuf) {
+    if (!index) return (const float *)tp + (n * C + k) * S + s;
+    const int32_t kk = (int32_t)k;
+    for (int i = 0; i < nc; i++) ybuf[i] = tv[i] == kk ? 1.0f : 0.0f;
+    return ybuf;
+}
+
 /* One chunk of nc pixels at image n, spatial offset s: statistics (stats[c * 3 + j] +=), focal sum, valid count
  * and extreme count. Inlined with a constant `mode` into fk_seg_stats_chunk's cases (vectorised per mode). */
 static inline __attribute__((always_inline)) void
@@ -270,11 +281,8 @@ fk_seg_stats_chunk_mode(const void *xp, int xdt, const void *tp, int tdt, int64_
         *extreme += ext;
         for (int64_t k = 0; k < C; k++) {
             const float *er = eb + k * nc;
-            const float *y = index ? ybuf : (const float *)tp + (n * C + k) * S + s;
+            const float *y = fk_seg_class_targets(index, tp, tv, C, S, n, s, k, nc, ybuf);
             const int32_t kk = (int32_t)k;
-            if (index) {
-                for (int i = 0; i < nc; i++) ybuf[i] = tv[i] == kk ? 1.0f : 0.0f;
-            }
 #pragma omp simd
             for (int i = 0; i < nc; i++) {
                 float p = er[i] * w.inv[i];
@@ -294,11 +302,7 @@ fk_seg_stats_chunk_mode(const void *xp, int xdt, const void *tp, int tdt, int64_
     double fsum = 0.0;
     for (int64_t k = 0; k < C; k++) {
         const float *x = xb + k * ld;
-        const float *y = index ? ybuf : (const float *)tp + (n * C + k) * S + s;
-        const int32_t kk = (int32_t)k;
-        if (index) {
-            for (int i = 0; i < nc; i++) ybuf[i] = tv[i] == kk ? 1.0f : 0.0f;
-        }
+        const float *y = fk_seg_class_targets(index, tp, tv, C, S, n, s, k, nc, ybuf);
         const float wp = focal ? wpos[k] : 0.0f, wn = focal ? wneg[k] : 0.0f;
         if (focal) {
 #pragma omp simd
@@ -402,11 +406,7 @@ fk_seg_grad_chunk_mode(const void *xp, int xdt, const void *tp, int tdt, int64_t
         for (int64_t k = 0; k < C; k++) {
             const float *x = xb + k * ld;
             float *gr = direct ? (float *)grad_out + (n * C + k) * S + s : db + k * nc;
-            const float *y = index ? ybuf : (const float *)tp + (n * C + k) * S + s;
-            const int32_t kk = (int32_t)k;
-            if (index) {
-                for (int i = 0; i < nc; i++) ybuf[i] = tv[i] == kk ? 1.0f : 0.0f;
-            }
+            const float *y = fk_seg_class_targets(index, tp, tv, C, S, n, s, k, nc, ybuf);
             const float d0 = dstat[k * 3], d1 = dstat[k * 3 + 1], d2 = dstat[k * 3 + 2];
             if (focal) {
                 const float wp = wpos[k] * dfocal, wn = wneg[k] * dfocal;
@@ -437,11 +437,8 @@ fk_seg_grad_chunk_mode(const void *xp, int xdt, const void *tp, int tdt, int64_t
     for (int64_t k = 0; k < C; k++) {
         const float *er = eb + k * nc;
         float *dr = db + k * nc;
-        const float *y = index ? ybuf : (const float *)tp + (n * C + k) * S + s;
+        const float *y = fk_seg_class_targets(index, tp, tv, C, S, n, s, k, nc, ybuf);
         const int32_t kk = (int32_t)k;
-        if (index) {
-            for (int i = 0; i < nc; i++) ybuf[i] = tv[i] == kk ? 1.0f : 0.0f;
-        }
         const float d0 = dstat[k * 3], d1 = dstat[k * 3 + 1], d2 = dstat[k * 3 + 2];
 #pragma omp simd
         for (int i = 0; i < nc; i++) {
