@@ -168,6 +168,32 @@ def test_sigmoid_sum_matches_elementwise_and_ignores_thread_count():
     torch.testing.assert_close(s1.double(), per_element.double().sum(), rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("alpha", [False, True])
+def test_sigmoid_kernel_counts_invalid_float_targets_per_chunk(alpha):
+    """Only 256-element chunks with a target other than exactly 0 or 1 are scanned for invalid ones, so the count
+    must still be exact: invalid targets (NaN, inf, below 0, above 1) in several chunks, beside valid soft targets,
+    one-hot chunks and a short last chunk, with and without per-class alphas (the alpha loop finds the soft chunks)."""
+    n, c = 700, 9  # 6300 elements: two blocks, 24 full chunks and a short one
+    y = (torch.rand(n, c, generator=torch.Generator().manual_seed(3)) < 0.05).float()
+    flat = y.view(-1)
+    flat[[5, 300, 301]] = torch.tensor([0.5, float("nan"), 1.0 + 1e-6])  # chunks 0 and 1
+    flat[[2600, 4100, 6299]] = torch.tensor([-1e-7, float("inf"), 2.0])  # chunk 10, the second block, the last chunk
+    flat[[3000, 5000]] = torch.tensor([0.25, 0.75])  # soft but valid
+    x = torch.randn(n, c, generator=torch.Generator().manual_seed(4))
+    ap = torch.full((c,), 0.25) if alpha else None
+    an = torch.full((c,), 0.75) if alpha else None
+    sums = torch.zeros(2, dtype=torch.float64)
+    lib = cpu_lib.lib()
+    bad = lib.fk_sigmoid_focal(x.data_ptr(), 0, y.data_ptr(), 0, ap.data_ptr() if alpha else None,
+                               an.data_ptr() if alpha else None, 2.0, 0.0, 0, 0, n, c, 1, 0, n * c, None, None,
+                               sums.data_ptr(), 1, 0)
+    assert bad == 5
+    valid = y.clone()
+    valid.view(-1)[[300, 301, 2600, 4100, 6299]] = 0.0
+    assert lib.fk_sigmoid_focal(x.data_ptr(), 0, valid.data_ptr(), 0, None, None, 2.0, 0.0, 0, 0, n, c, 1, 0, n * c,
+                                None, None, sums.data_ptr(), 1, 0) == 0
+
+
 def test_sigmoid_no_grad_work_when_not_asked():
     x, y = torch.randn(10, 3), torch.zeros(10, 3)
     loss, grad = sigmoid_focal_forward(x, y, None, None, 2.0, None, False, compute_grad=False)
@@ -296,8 +322,9 @@ x = torch.randn(300, 7, generator=g) * 5; y = (torch.rand(300, 7, generator=g) <
 t = torch.randint(0, 7, (300,), generator=g)
 a = sigmoid.forward(x, y, gamma=0.5, ignore_index=None, reduce_sum=False, compute_grad=True)
 b = softmax.forward(x, t, gamma=2.0, ignore_index=None, reduce_sum=False, compute_grad=True)
+h = sigmoid.forward(x.half(), y.half(), gamma=2.0, ignore_index=None, reduce_sum=False, compute_grad=True)
 print(json.dumps({"isa": cpu_lib.isa(), "sig": a[0].tolist(), "sig_grad": a[1].tolist(), "sm": b[0].tolist(),
-                  "sm_grad": b[1].tolist()}))
+                  "sm_grad": b[1].tolist(), "sig16": h[0].tolist(), "sig16_grad": h[1].float().tolist()}))
 """
     env = dict(os.environ, FOCALKIT_CPU_ISA=forced)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
@@ -312,6 +339,10 @@ print(json.dumps({"isa": cpu_lib.isa(), "sig": a[0].tolist(), "sig_grad": a[1].t
     b = softmax_focal_forward(x, t, None, None, 2.0, None, False, compute_grad=True)
     for got, want in ((base["sig"], a[0]), (base["sig_grad"], a[1]), (base["sm"], b[0]), (base["sm_grad"], b[1])):
         torch.testing.assert_close(torch.tensor(got), want, rtol=1e-5, atol=1e-7)
+    # float16 logits: the baseline build converts element by element, the vector builds 8 values per F16C instruction
+    h = sigmoid_focal_forward(x.half(), y.half(), None, None, 2.0, None, False, compute_grad=True)
+    torch.testing.assert_close(torch.tensor(base["sig16"]), h[0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(torch.tensor(base["sig16_grad"]).half(), h[1], rtol=1e-3, atol=1e-7)
 
 
 # ------------------------------------------------------------------------------------------------ threads

@@ -287,7 +287,9 @@ def test_reduce_sum_and_no_gradient(op, case):
     torch.testing.assert_close(total.double(), loss.double().sum(), rtol=1e-6, atol=1e-6)
     per_element, none = _run("cpu", op, x, y, params, compute_grad=False)
     assert none is None
-    torch.testing.assert_close(per_element, loss, rtol=0, atol=0)
+    # the loops with and without the gradient are compiled separately; where a product also feeds the gradient the
+    # compiler may not fuse it into a multiply-add, so a loss may differ in its last bit (one float32 rounding)
+    torch.testing.assert_close(per_element, loss, rtol=2.0 ** -23, atol=0)
 
 
 @pytest.mark.parametrize("op", ALL_OPS)
