@@ -11,8 +11,9 @@ which the dynamic loader resolves to the copy torch has already loaded (the same
 on torch's own OpenMP threads: the threads that are awake (spinning) right after any parallel torch operation, rather
 than competing with them. Where that does not hold (a build without OpenMP, a library that brought an OpenMP runtime
 of its own into the process; :func:`threads_backend`) the caller and Python pool workers take the pieces instead
-(ctypes releases the GIL during a call). Loss sums are accumulated in double per block and the block partials are
-added in block order, so a sum does not depend on the thread count or the split.
+(ctypes releases the GIL during a call). Loss sums are accumulated per block (a full 256-element chunk as a fixed tree
+of float vectors, the chunk sums in double) and the double block partials are added in block order, so a sum does not
+depend on the thread count or the split.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@
  * with `#pragma omp simd` without -ffast-math, and so that inf/NaN handling is under our control:
  *   fk_exp(x):  x <= 88 (clamped); results below 2^-126 are flushed to 0 (never NaN);
  *   fk_exp_neg(x): the same for x <= 0 without the upper clamp (the hot loops' exp(x_k - max));
- *   fk_exp_bounded(x): x in [-88, 0] bounded by the caller, no clamp (the sigmoid loops' exp(-min(|x|, 88))).
+ *   fk_exp_bounded(x): x in [-88, 0] bounded by the caller, no clamp; fk_exp_neg_abs(a) = exp(-min(a, 88)) on it
+ *   (the sigmoid loops' exp(-|x|)).
  *   fk_log1p01(e): log(1 + e) for e in [-1/2, 1] via 2 atanh(e / (2 + e)); full relative accuracy for tiny e.
  *   fk_log(a):  a > 0 normal.
  * Threads: every exported kernel runs its range [start, end) in pieces of `piece` elements on `threads` OpenMP
@@ -76,6 +77,12 @@ static inline __attribute__((always_inline)) float fk_exp_bounded(float x) {
 static inline __attribute__((always_inline)) float fk_exp_neg(float x) {
     x = x < -88.0f ? -88.0f : x;
     return fk_exp_bounded(x);
+}
+
+/* exp(-a) for a = |x| >= 0 or NaN, as exp(-min(a, 88)) (a NaN gives exp(-88) = 0, as fk_exp_neg(NaN)): the sigmoid
+ * loops' e = exp(-|x|), one clamp instead of fk_exp_neg's clamp after a negation. */
+static inline __attribute__((always_inline)) float fk_exp_neg_abs(float a) {
+    return fk_exp_bounded(-(a < 88.0f ? a : 88.0f));
 }
 
 /* exp(x) for x <= ~88; result flushed to 0 below 2^-126 (x < -87.33). */
@@ -207,7 +214,7 @@ typedef struct {
 static inline __attribute__((always_inline)) fk_logit fk_logistic(float x) {
     fk_logit s;
     s.ax = x < 0.0f ? -x : x;
-    s.e = fk_exp_bounded(-(s.ax < 88.0f ? s.ax : 88.0f)); /* a NaN |x| gives exp(-88) = 0, as fk_exp_neg(NaN) */
+    s.e = fk_exp_neg_abs(s.ax);
     s.l = fk_log1p01(s.e);
     s.q = 1.0f / (1.0f + s.e);
     s.eq = s.e * s.q;
@@ -1165,7 +1172,7 @@ fk_asymmetric_binary_elem(float x, float y, const fk_params prm, const int want_
     const int int_gn = KN >= -1, kn = KN >= 0 ? KN : (int_gn ? (int)gn : 0);
     fk_logit s;
     s.ax = x < 0.0f ? -x : x;
-    s.e = fk_exp_bounded(-(s.ax < 88.0f ? s.ax : 88.0f)); /* a NaN |x| gives exp(-88) = 0, as fk_exp_neg(NaN) */
+    s.e = fk_exp_neg_abs(s.ax);
     s.q = 1.0f / (1.0f + s.e);
     s.eq = s.e * s.q;
     s.nonneg = x >= 0.0f;
