@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=10, help="untimed repetitions first (default: %(default)s)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baselines")
     p.add_argument("--only", default="", help="comma-separated substrings: run only cases whose name contains one")
+    p.add_argument("--budget-s", type=float, default=0.0,
+                   help="if > 0, skip the cases that would start after this many seconds (they are listed as "
+                        "skipped); results are written after every case, so a run cut short keeps what it measured")
     p.add_argument("--cpu-smoke", action="store_true",
                    help="check this script without a GPU: Triton interpreter on CPU tensors, wall-clock timing, tiny "
                         "sizes only; the numbers mean nothing")
@@ -78,6 +81,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeats < 1 or args.warmup < 0:
         p.error("--repeats must be >= 1 and --warmup >= 0")
     return args
+
+
+RATIOS = (  # (numerator case, denominator case, what the ratio says)
+    ("sigmoid torchvision formula eager", "sigmoid focalkit triton (dense)",
+     "eager torchvision formula / focalkit kernel"),
+    ("sigmoid torchvision formula compiled", "sigmoid focalkit triton (dense)",
+     "compiled torchvision formula / focalkit kernel"),
+    ("sigmoid torchvision library", "sigmoid focalkit public API", "torchvision.ops.sigmoid_focal_loss / focalkit API"),
+    ("sigmoid torchvision formula eager", "sigmoid focalkit public API", "eager torchvision formula / focalkit API"),
+    ("sigmoid focalkit public API", "F.binary_cross_entropy_with_logits", "focalkit API / BCE with logits"),
+    ("softmax focalkit triton", "F.cross_entropy", "focalkit softmax kernel / F.cross_entropy"),
+    ("softmax focalkit public API", "F.cross_entropy", "focalkit softmax API / F.cross_entropy"),
+    ("softmax focal formula compiled", "softmax focalkit triton", "compiled softmax focal formula / focalkit kernel"),
+)
+
+
+def ratio_lines(records: list[dict]) -> list[str]:
+    """Markdown table of the RATIOS for every dtype and size where both cases ran (median over median)."""
+    times = {(r["case"], r["dtype"], r["numel"]): r["median_ms"] for r in records if "median_ms" in r}
+    out = ["## Ratios of median times (above 1: the second case is faster)", "",
+           "| ratio | dtype | elements | value |", "|---|---|---:|---:|"]
+    for numerator, denominator, what in RATIOS:
+        for (case, dtype_name, numel), t in times.items():
+            other = times.get((denominator, dtype_name, numel))
+            if case == numerator and other:
+                out.append(f"| {what} | {dtype_name} | {numel:.0e} | {t / other:.2f} |")
+    return out
 
 
 def git_commit() -> str:
@@ -147,8 +177,31 @@ def main(argv: list[str] | None = None) -> int:
 
     compiled: dict[str, Callable] = {}
     if not args.no_compile:
+        # one compiled graph per dtype (and a dynamic-shape one across sizes): keep torch.compile from falling back
+        # to eager after its default limit of 8 recompilations
+        import torch._dynamo
+
+        for limit_name in ("recompile_limit", "cache_size_limit"):
+            if hasattr(torch._dynamo.config, limit_name):
+                setattr(torch._dynamo.config, limit_name, 64)
         compiled["tv"] = torch.compile(tv_formula)
         compiled["softmax"] = torch.compile(softmax_formula)
+
+    import focalkit
+
+    def focalkit_sigmoid_api(x, t):
+        return focalkit.sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma, reduction="sum")
+
+    def focalkit_softmax_api(x, t):
+        return focalkit.softmax_focal_loss(x, t, gamma=gamma, reduction="sum")
+
+    try:  # the library itself where it imports beside this torch build; the formula above stands in otherwise
+        from torchvision.ops import sigmoid_focal_loss as torchvision_sigmoid_focal_loss
+
+        def torchvision_library(x, t):
+            return torchvision_sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma, reduction="sum")
+    except Exception:  # ImportError, or torchvision's operator registration failing against this torch
+        torchvision_library = None
 
     def autograd_case(fn, x, t):
         def run():
@@ -223,6 +276,23 @@ def main(argv: list[str] | None = None) -> int:
         (rg,) = torch.autograd.grad(ref.sum(), x64)
         out["softmax"] = {"loss_max_rel": ((loss.double() - ref).abs() / ref.abs().clamp_min(1e-30)).max().item(),
                           "grad_max_abs": (grad.double() - rg).abs().max().item()}
+        # the public functions (argument checks, dispatch to the kernels, autograd) on the same inputs
+        xa = x.detach().clone().requires_grad_(True)
+        api_loss = focalkit.softmax_focal_loss(xa, ts, gamma=gamma, reduction="none")
+        (api_grad,) = torch.autograd.grad(api_loss.sum(), xa)
+        out["softmax_public_api"] = {
+            "loss_max_rel": ((api_loss.double() - ref).abs() / ref.abs().clamp_min(1e-30)).max().item(),
+            "grad_max_abs": (api_grad.double() - rg).abs().max().item()}
+        ref = reference.sigmoid_focal_loss(x64, y, alpha=None, gamma=gamma)
+        (rg,) = torch.autograd.grad(ref.sum(), x64)
+        api_loss = focalkit.sigmoid_focal_loss(xa, y.float(), alpha=None, gamma=gamma, reduction="none")
+        (api_grad,) = torch.autograd.grad(api_loss.sum(), xa)
+        out["sigmoid_public_api"] = {
+            "loss_max_rel": ((api_loss.double() - ref).abs() / ref.abs().clamp_min(1e-30)).max().item(),
+            "grad_max_rel": ((api_grad.double() - rg).abs() / rg.abs().clamp_min(1e-30)).max().item()}
+        from focalkit.backends import resolve_backend
+
+        out["public_api_backend"] = resolve_backend("sigmoid_focal", x, y.float())
         return out
 
     try:
@@ -232,10 +302,66 @@ def main(argv: list[str] | None = None) -> int:
     print(f"accuracy vs float64 reference: {check}")
     copy_bw = copy_bandwidth()
     print(f"device copy bandwidth: {copy_bw / 1e9:.0f} GB/s (2 x bytes / time of a {copy_nbytes >> 20} MiB copy_)")
+    # ------------------------------------------------------------------ write (after every case)
+    def write_results() -> None:
+        meta = {
+            "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "device": "cpu (--cpu-smoke, Triton interpreter: numbers mean nothing)" if smoke
+            else torch.cuda.get_device_name(0),
+            "device_capability": [0, 0] if smoke else list(torch.cuda.get_device_capability(0)),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "triton": triton.__version__,
+            "python": platform.python_version(),
+            "git_commit": git_commit(),
+            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+            "copy_bandwidth_GBps": copy_bw / 1e9,
+            "accuracy_check": check,
+            "gamma": gamma, "alpha": alpha, "repeats": args.repeats, "warmup": args.warmup,
+            "method": "CUDA events around each forward+backward, median over repeats after warm-up; "
+                      "min_bytes = logits + targets read once + gradient written once; "
+                      "pct_of_copy_bw = (min_bytes / median time) / copy bandwidth",
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": records}, indent=2))
+        lines = [
+            "# focalkit Triton kernels: forward + backward timings",
+            "",
+            f"- device: {meta['device']} (sm {meta['device_capability'][0]}{meta['device_capability'][1]}), "
+            f"copy bandwidth {meta['copy_bandwidth_GBps']:.0f} GB/s",
+            f"- torch {meta['torch']}, CUDA {meta['cuda']}, triton {meta['triton']}, Python {meta['python']}",
+            f"- commit {meta['git_commit']}, {meta['date_utc']}",
+            f"- gamma {gamma}, alpha {alpha}; median of {args.repeats} after {args.warmup} warm-up runs",
+            f"- {meta['method']}",
+            f"- accuracy vs float64 reference (4096 x 80, logits 6 N(0,1) clamped to +-18): `{json.dumps(check)}`",
+            "",
+            "| case | dtype | elements | shape | median ms | p20-p80 ms | ns/elem | % copy BW | peak +MiB |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in records:
+            if "error" in r:
+                what = r["error"] if r["error"].startswith("skipped") else f"failed: {r['error'][:60]}"
+                lines.append(f"| {r['case']} | {r['dtype']} | {r['numel']:.0e} | {tuple(r['shape'])} | {what} "
+                             "| | | | |")
+                continue
+            lines.append(
+                f"| {r['case']} | {r['dtype']} | {r['numel']:.0e} | {tuple(r['shape'])} | {r['median_ms']:.3f} | "
+                f"{r['p20_ms']:.3f}-{r['p80_ms']:.3f} | {r['ns_per_element']:.3f} | {r['pct_of_copy_bw']:.1f} | "
+                f"{r['peak_extra_MiB']:.0f} |")
+        lines += ["", *ratio_lines(records)]
+        (args.out / "results.md").write_text("\n".join(lines) + "\n")
+
     records = []
+    started = time.perf_counter()
 
     def record(case: str, dtype_name: str, numel: int, shape, min_bytes: int, run: Callable[[], object], note=""):
         if only and not any(s in case for s in only):
+            return
+        if args.budget_s > 0 and time.perf_counter() - started > args.budget_s:
+            print(f"  {case:34s} {dtype_name} n={numel:.0e}: skipped (time budget of {args.budget_s:.0f} s spent)")
+            records.append({"case": case, "dtype": dtype_name, "numel": numel, "shape": list(shape),
+                            "error": f"skipped: time budget of {args.budget_s:.0f} s spent"})
+            write_results()
             return
         try:
             timing = time_cuda(run)
@@ -245,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             records.append({"case": case, "dtype": dtype_name, "numel": numel, "shape": list(shape),
                             "error": f"{type(exc).__name__}: {exc}"})
             empty_cache()
+            write_results()
             return
         sec = timing["median_ms"] * 1e-3
         rec = {
@@ -254,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_extra_MiB": peak / 2**20, "note": note,
         }
         records.append(rec)
+        write_results()
         print(f"  {case:34s} {dtype_name} n={numel:.0e}: {timing['median_ms']:8.3f} ms  "
               f"{rec['pct_of_copy_bw']:5.1f}% of copy BW  peak +{rec['peak_extra_MiB']:.0f} MiB")
 
@@ -285,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
             if "tv" in compiled:
                 record("sigmoid torchvision formula compiled", dtype_name, ne, shape, ne * 3 * esize,
                        autograd_case(compiled["tv"], xg, t_dense))
+            if torchvision_library is not None:
+                record("sigmoid torchvision library", dtype_name, ne, shape, ne * 3 * esize,
+                       autograd_case(torchvision_library, xg, t_dense), note="torchvision.ops.sigmoid_focal_loss")
+            record("sigmoid focalkit public API", dtype_name, ne, shape, ne * 3 * esize,
+                   autograd_case(focalkit_sigmoid_api, xg, t_dense),
+                   note="focalkit.sigmoid_focal_loss(reduction='sum').backward(): checks, dispatch, autograd")
             record("F.binary_cross_entropy_with_logits", dtype_name, ne, shape, ne * 3 * esize,
                    autograd_case(lambda a, b: F.binary_cross_entropy_with_logits(a, b, reduction="sum"), xg, t_dense),
                    note="plain CE, no focal term")
@@ -342,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
             if "softmax" in compiled:
                 record("softmax focal formula compiled", dtype_name, ne, shape, ne * 2 * esize + n * 8,
                        autograd_case(compiled["softmax"], xg, t))
+            record("softmax focalkit public API", dtype_name, ne, shape, ne * 2 * esize + n * 8,
+                   autograd_case(focalkit_softmax_api, xg, t),
+                   note="focalkit.softmax_focal_loss(reduction='sum').backward(): checks, dispatch, autograd")
             record("F.cross_entropy", dtype_name, ne, shape, ne * 2 * esize + n * 8,
                    autograd_case(lambda a, b: F.cross_entropy(a, b, reduction="sum"), xg, t),
                    note="plain CE, no focal term")
@@ -367,51 +504,7 @@ def main(argv: list[str] | None = None) -> int:
                 x = xg = t = None
                 empty_cache()
 
-    # ------------------------------------------------------------------ write
-    meta = {
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": "cpu (--cpu-smoke, Triton interpreter: numbers mean nothing)" if smoke
-        else torch.cuda.get_device_name(0),
-        "device_capability": [0, 0] if smoke else list(torch.cuda.get_device_capability(0)),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "triton": triton.__version__,
-        "python": platform.python_version(),
-        "git_commit": git_commit(),
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        "copy_bandwidth_GBps": copy_bw / 1e9,
-        "accuracy_check": check,
-        "gamma": gamma, "alpha": alpha, "repeats": args.repeats, "warmup": args.warmup,
-        "method": "CUDA events around each forward+backward, median over repeats after warm-up; "
-                  "min_bytes = logits + targets read once + gradient written once; "
-                  "pct_of_copy_bw = (min_bytes / median time) / copy bandwidth",
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": records}, indent=2))
-    lines = [
-        "# focalkit Triton kernels: forward + backward timings",
-        "",
-        f"- device: {meta['device']} (sm {meta['device_capability'][0]}{meta['device_capability'][1]}), "
-        f"copy bandwidth {meta['copy_bandwidth_GBps']:.0f} GB/s",
-        f"- torch {meta['torch']}, CUDA {meta['cuda']}, triton {meta['triton']}, Python {meta['python']}",
-        f"- commit {meta['git_commit']}, {meta['date_utc']}",
-        f"- gamma {gamma}, alpha {alpha}; median of {args.repeats} after {args.warmup} warm-up runs",
-        f"- {meta['method']}",
-        f"- accuracy vs float64 reference (4096 x 80, logits 6 N(0,1) clamped to +-18): `{json.dumps(check)}`",
-        "",
-        "| case | dtype | elements | shape | median ms | p20-p80 ms | ns/elem | % copy BW | peak +MiB |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in records:
-        if "error" in r:
-            lines.append(f"| {r['case']} | {r['dtype']} | {r['numel']:.0e} | {tuple(r['shape'])} | failed: "
-                         f"{r['error'][:60]} | | | | |")
-            continue
-        lines.append(
-            f"| {r['case']} | {r['dtype']} | {r['numel']:.0e} | {tuple(r['shape'])} | {r['median_ms']:.3f} | "
-            f"{r['p20_ms']:.3f}-{r['p80_ms']:.3f} | {r['ns_per_element']:.3f} | {r['pct_of_copy_bw']:.1f} | "
-            f"{r['peak_extra_MiB']:.0f} |")
-    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    write_results()
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
     return 0
 
