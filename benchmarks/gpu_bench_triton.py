@@ -94,6 +94,10 @@ RATIOS = (  # (numerator case, denominator case, what the ratio says)
     ("softmax focalkit triton", "F.cross_entropy", "focalkit softmax kernel / F.cross_entropy"),
     ("softmax focalkit public API", "F.cross_entropy", "focalkit softmax API / F.cross_entropy"),
     ("softmax focal formula compiled", "softmax focalkit triton", "compiled softmax focal formula / focalkit kernel"),
+    ("sigmoid torchvision formula compiled", "sigmoid focalkit triton (index)",
+     "compiled torchvision formula (dense targets) / focalkit kernel (class-index targets)"),
+    ("softmax (N,C,S) focalkit triton", "softmax (N,C,S) F.cross_entropy",
+     "focalkit softmax kernel / F.cross_entropy, (N, C, S) layout"),
 )
 
 
