@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=10, help="untimed repetitions first (default: %(default)s)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baselines")
     p.add_argument("--only", default="", help="comma-separated substrings: run only cases whose name contains one")
+    p.add_argument("--commit", default="",
+                   help="the commit to record (default: git rev-parse HEAD, with -dirty for uncommitted changes); for "
+                        "a copy of the source tree whose git metadata is not the checkout's")
     p.add_argument("--budget-s", type=float, default=0.0,
                    help="if > 0, skip the cases that would start after this many seconds (they are listed as "
                         "skipped); results are written after every case, so a run cut short keeps what it measured")
@@ -317,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             "cuda": torch.version.cuda,
             "triton": triton.__version__,
             "python": platform.python_version(),
-            "git_commit": git_commit(),
+            "git_commit": args.commit or git_commit(),
             "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
             "copy_bandwidth_GBps": copy_bw / 1e9,
             "accuracy_check": check,

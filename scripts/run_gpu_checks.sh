@@ -6,7 +6,7 @@
 # to benchmarks/results/gpu/ (triton_tests.txt, results.json, results.md).
 # Uses the environment's Python ($PYTHON; default python3, else python) with a CUDA build of torch, Triton and pytest
 # installed (pytest-xdist, when present, spreads the kernel tests over 8 processes); focalkit runs from the source
-# tree (the C kernels are not needed on GPU).
+# tree (the C kernels are not needed on GPU). Arguments are passed on to the benchmark (e.g. --commit SHA).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python3 || command -v python)}
@@ -26,5 +26,5 @@ FOCALKIT_TRITON_TESTS=cuda timeout 150 "$PY" -m pytest -q -p no:cacheprovider "$
     2>&1 | tee "$OUT/triton_tests.txt" || status=1
 # results are written after every case; the budget skips (and lists) the cases that would start after 140 s
 timeout 200 "$PY" benchmarks/gpu_bench_triton.py --out "$OUT" --sizes 1e6,1e7,1e8 --dtypes fp32,bf16,fp16 \
-    --spatial 65536 --repeats 30 --warmup 5 --budget-s 140 || status=1
+    --spatial 65536 --repeats 30 --warmup 5 --budget-s 140 "$@" || status=1
 exit $status

@@ -338,6 +338,31 @@ def test_peak_extra_memory_is_one_logits_buffer(monkeypatch):
 
 
 @needs_cpu
+@pytest.mark.parametrize("reduction", ["mean", "scaled sum"])
+def test_an_incoming_gradient_other_than_one_scales_the_buffer_in_place(monkeypatch, reduction):
+    """A "mean" (incoming gradient 1 / N) or a scaled loss: the backward multiplies its fresh gradient buffer in place,
+    so the peak stays one logits-sized buffer, and the gradient is the sum's gradient times the factor."""
+    from focalkit_app.bench._runner import peak_extra_bytes
+
+    monkeypatch.setenv(dispatch.ENV_VAR, "cpu")
+    x, y = _xy(2000, 80)
+    x.requires_grad_(True)
+    if reduction == "mean":
+        fn, factor = (lambda x, y: focalkit.sigmoid_focal_loss(x, y, reduction="mean")), 1.0 / x.numel()
+    else:
+        fn, factor = (lambda x, y: 2.5 * focalkit.sigmoid_focal_loss(x, y, reduction="sum")), 2.5
+    peak = peak_extra_bytes(fn, x, y)
+    logits_bytes = x.numel() * 4
+    assert logits_bytes <= peak <= 1.01 * logits_bytes + 262144
+    x.grad = None
+    fn(x, y).backward()
+    scaled = x.grad.clone()
+    x.grad = None
+    focalkit.sigmoid_focal_loss(x, y, reduction="sum").backward()
+    torch.testing.assert_close(scaled, x.grad * factor, rtol=1e-6, atol=0)
+
+
+@needs_cpu
 def test_double_backward_through_the_cpu_backend_matches_torch(monkeypatch):
     x, y = _xy()
     results = []

@@ -13,8 +13,8 @@ For every op of :data:`focalkit.backends.contract.OPS` this module registers ``f
 - in gradient mode ``"recompute"`` (:mod:`focalkit.gradient_mode`, the default) the autograd formula saves only the
   inputs (logits and targets, plus the per-class vectors of C values): no logits-sized tensor beyond what the caller
   already holds. The backward runs the fused back-end again with ``compute_grad=True``, which writes
-  d loss / d logits in one pass, and multiplies it by the incoming gradient (for a ``"sum"`` whose incoming
-  gradient is the CPU scalar 1, eager mode hands that fresh buffer to ``.grad`` without a copy). In mode ``"store"``
+  d loss / d logits in one pass, and multiplies it by the incoming gradient in place (for a ``"sum"`` whose
+  incoming gradient is the CPU scalar 1, eager mode hands that fresh buffer to ``.grad`` untouched). In mode ``"store"``
   the forward pass computes the gradient with the loss and saves it, and the backward returns it times the incoming
   gradient (always a new tensor, so that a retained graph's saved gradient is never handed out to be modified);
 - with ``create_graph=True`` (double backward: Hessian-vector products, gradient penalties, meta-learning) the
@@ -138,17 +138,21 @@ def _broadcast(spec: LossOp, grad_output: Tensor, like: Tensor) -> Tensor:
     return grad_output.to(like.dtype)
 
 
-def _scaled(spec: LossOp, grad: Tensor, grad_output: Tensor) -> Tensor:
-    """grad times the incoming gradient; the buffer itself when that is the CPU scalar 1 in eager mode."""
+def _scaled(spec: LossOp, grad: Tensor, grad_output: Tensor, *, owned: bool = False) -> Tensor:
+    """grad times the incoming gradient. In eager mode: the buffer itself when that is the CPU scalar 1, and with
+    ``owned`` (a fresh buffer nothing else refers to) multiplied in place, so that no second logits-sized buffer is
+    allocated (a GPU's incoming 1, or the 1 / N of a mean)."""
+    eager = not torch.compiler.is_compiling() and type(grad_output) is Tensor  # not a tracer's fake / proxy tensor
     if (
-        not torch.compiler.is_compiling()
-        and type(grad_output) is Tensor  # not a fake / functional / proxy tensor of a tracer (opcheck, export)
+        eager
         and grad_output.ndim == 0
         and grad_output.device.type == "cpu"
         and grad.device.type == "cpu"
         and bool(grad_output == 1)
     ):
         return grad  # no copy: autograd moves it into .grad once this node releases it
+    if eager and owned and type(grad) is Tensor and grad._base is None:  # not a view of another tensor
+        return grad.mul_(_broadcast(spec, grad_output, grad))
     return grad * _broadcast(spec, grad_output, grad)
 
 
@@ -158,7 +162,8 @@ def _first_derivative(ctx, logits, targets, tensors, scalars, grad_output: Tenso
         _, grad = _CUSTOM_OPS[spec.name](logits, targets, list(tensors), scalars, ctx.ignore_index, True, True, ctx.backend)
     else:
         _, grad = _run(spec, logits.detach(), targets, tensors, scalars, ctx.ignore_index, True, True, ctx.backend)
-    return _scaled(spec, grad, grad_output)
+    # the eager back-end call returned a new gradient buffer that only this backward holds
+    return _scaled(spec, grad, grad_output, owned=ctx.eager)
 
 
 def _second_order(ctx, logits, targets, tensors, scalars, grad_output: Tensor) -> Tensor:
