@@ -480,3 +480,32 @@ def test_ignore_index_none_ignores_nothing():
     want_l, want_g = ref_softmax(x, ts, None, None, 2.0, -100)
     assert_close(b[0], want_l, *LOSS_TOL, "softmax loss")
     assert_close(b[1], want_g, *GRAD_TOL[torch.float32], "softmax grad")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_public_loss_backward_holds_one_gradient_buffer(monkeypatch, reduction):
+    """Through the public function on the Triton back-end, the backward's gradient buffer (a reshaped view of the
+    kernel's output) is scaled by the incoming gradient in place (a GPU's 1, a mean's 1 / N): at most one
+    logits-sized buffer at the peak of forward + backward."""
+    monkeypatch.setenv("FOCALKIT_BACKEND", "triton")
+    x = (torch.randn(2000, 80, generator=torch.Generator().manual_seed(3)) * 3).to(DEV).requires_grad_(True)
+    y = (torch.rand(2000, 80, generator=torch.Generator().manual_seed(4)) < 0.1).float().to(DEV)
+    logits_bytes = x.numel() * x.element_size()
+
+    def run():
+        focalkit.sigmoid_focal_loss(x, y, reduction=reduction).backward()
+
+    if ON_GPU:
+        run()
+        x.grad = None
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        run()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        from focalkit_app.bench._runner import peak_extra_bytes
+
+        peak = peak_extra_bytes(lambda a, b: focalkit.sigmoid_focal_loss(a, b, reduction=reduction), x, y)
+    assert peak <= 1.01 * logits_bytes + 262144

@@ -151,7 +151,7 @@ def _scaled(spec: LossOp, grad: Tensor, grad_output: Tensor, *, owned: bool = Fa
         and bool(grad_output == 1)
     ):
         return grad  # no copy: autograd moves it into .grad once this node releases it
-    if eager and owned and type(grad) is Tensor and grad._base is None:  # not a view of another tensor
+    if eager and owned and type(grad) is Tensor and grad.is_contiguous():  # no element stored twice (expand)
         return grad.mul_(_broadcast(spec, grad_output, grad))
     return grad * _broadcast(spec, grad_output, grad)
 
