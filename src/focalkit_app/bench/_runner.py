@@ -17,6 +17,9 @@ Method (also in ``docs/benchmarks.md``):
   tensor memory during one forward + backward, from the allocation / free events of ``torch.profiler``
   (``profile_memory=True``): the running sum of allocated bytes, from the start of the call, includes the gradient
   written to ``x.grad``. Both are reported in units of the logits' size.
+- Allocator: by default (``--allocator steady``) glibc's trim and mmap thresholds are raised so that freed buffers
+  stay mapped between repetitions, for every implementation alike (:mod:`focalkit_app.bench.allocator` says why:
+  otherwise large buffers are page-faulted again in some repetitions and not others, a 2x bimodality at 2 threads).
 - First call: a fresh ``python`` subprocess imports torch and focalkit (timed apart), builds the inputs and times the
   first forward + backward, which includes any lazy loading, kernel library loading or compilation. Inductor's
   on-disk caches are disabled there (``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1``) so that compiled implementations pay
@@ -41,7 +44,8 @@ from typing import Any, Callable
 import torch
 import torch.utils.benchmark as benchmark
 
-from . import quiet
+from . import allocator, quiet
+from .allocator import ALLOCATOR_MODES, allocator_line
 from ._impls import Impl, env_set, impls_for, make_inputs
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -418,6 +422,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
              f"- device: {meta['device']}", f"- CPU kernel build: {meta['cpu_kernel_build']}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v),
              f"- load average at start / end: {meta.get('load_average_start')} / {meta.get('load_average_end')}",
+             f"- allocator: {allocator_line(meta)}",
              "- quietness: " + ("quiet" if meta.get("quiet_verdict") == "quiet" else
                                 "**BUSY MACHINE, numbers not trustworthy**: " + "; ".join(meta.get("quiet_verdict", []))),
              f"- command: `{meta.get('command', '')}`", ""]
@@ -563,6 +568,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="file name stem of the outputs, no folder part (default: bench_<op>, e.g. bench_family)")
     parser.add_argument("--threads", type=int_type(1), default=None,
                         help="torch intra-op threads for the whole run (default: torch's current setting)")
+    parser.add_argument("--allocator", choices=ALLOCATOR_MODES, default="steady",
+                        help="'steady' (default): freed memory stays mapped between repetitions (glibc mallopt), as "
+                             "in a training loop's steady state; 'system': the C library's defaults, under which "
+                             "large buffers are returned to the system and page-faulted again (see docs/benchmarks.md)")
     parser.add_argument("--allow-busy", action="store_true",
                         help="write the results even when the quietness check fails (they are marked as such)")
 
@@ -637,7 +646,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
     meta = metadata()
     meta["command"] = " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
-    log(f"{meta['device']}; torch {torch.__version__}; kernel build {meta['cpu_kernel_build']}")
+    meta["allocator"] = allocator.configure(getattr(args, "allocator", "steady"))
+    log(f"{meta['device']}; torch {torch.__version__}; kernel build {meta['cpu_kernel_build']}; allocator "
+        f"{meta['allocator']['mode']} ({meta['allocator']['detail']})")
     if args.op == "family":
         from .family import run_family
 

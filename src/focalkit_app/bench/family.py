@@ -36,6 +36,7 @@ from torch import Tensor
 
 from . import peer_formulas as peers
 from . import quiet
+from .allocator import allocator_line
 from ._impls import env_set
 
 __all__ = ["Case", "Group", "groups", "run_family"]
@@ -304,7 +305,7 @@ def _markdown(report: dict[str, Any]) -> str:
         "# Focal-loss family benchmark (CPU)", "",
         f"Command: `{meta['command']}`  ",
         f"Device: {meta['device']}; versions {meta['versions']}; fused CPU kernel build {meta['cpu_kernel_build']}; "
-        f"{meta['date_utc']}; git {meta['git_commit']}  ",
+        f"{meta['date_utc']}; git {meta['git_commit']}; allocator {allocator_line(meta)}  ",
         f"Quietness (before / after): load average {meta['quiet_before']['load_average_1min']} / "
         f"{meta['quiet_after']['load_average_1min']}; cross-entropy floor ns per element "
         f"{meta['quiet_before']['floor_ns_per_element']} / {meta['quiet_after']['floor_ns_per_element']}", "",
