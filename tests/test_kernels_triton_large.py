@@ -53,6 +53,24 @@ def _assert_tail_matches(loss, grad, loss_tail, grad_tail, tail: slice) -> None:
     torch.testing.assert_close(grad[tail], grad_tail, rtol=0, atol=0)
 
 
+def _check_rows_past_2_31(forward, x, t, kw, reference_loss) -> None:
+    """Per-element loss and gradient of the rows past element 2^31 equal ``forward`` on a copy of those rows (bit for
+    bit) and ``reference_loss`` (float64, on the CPU copy of the rows); the deterministic sum equals the float64 sum of
+    the per-element losses."""
+    assert x.numel() > LARGE
+    loss, grad = forward(x, t, reduce_sum=False, compute_grad=True, **kw)
+    tail = _rows_past_2_31(x.shape[0], x[0].numel())
+    loss_tail, grad_tail = forward(x[tail].clone(), t[tail].clone(), reduce_sum=False, compute_grad=True, **kw)
+    _assert_tail_matches(loss, grad, loss_tail, grad_tail, tail)
+    ref = reference_loss(x[tail].double().cpu(), t[tail].cpu())
+    torch.testing.assert_close(loss_tail.double().cpu(), ref, **FP32_TOLERANCE)
+
+    total, _ = forward(x, t, reduce_sum=True, compute_grad=False, **kw)
+    expected = loss.sum(dtype=torch.float64)
+    del loss, grad
+    torch.testing.assert_close(total.double(), expected, rtol=1e-5, atol=0)
+
+
 def test_sigmoid_index_targets_past_2_31_elements():
     c = 80
     n = LARGE // c + TAIL_ROWS + 1024
@@ -61,21 +79,12 @@ def test_sigmoid_index_targets_past_2_31_elements():
     t = torch.randint(0, c + 1, (n,), device=DEV, generator=g)
     kw = dict(alpha_pos=torch.full((c,), 0.25, device=DEV), alpha_neg=torch.full((c,), 0.75, device=DEV),
               gamma=GAMMA, ignore_index=-100)
-    assert x.numel() > LARGE
-    loss, grad = triton_sigmoid.forward(x, t, reduce_sum=False, compute_grad=True, **kw)
-    tail = _rows_past_2_31(n, c)
-    loss_tail, grad_tail = triton_sigmoid.forward(x[tail].clone(), t[tail].clone(), reduce_sum=False,
-                                                  compute_grad=True, **kw)
-    _assert_tail_matches(loss, grad, loss_tail, grad_tail, tail)
 
-    y = torch.nn.functional.one_hot(t[tail], c + 1)[:, :c].double().cpu()
-    ref = reference.sigmoid_focal_loss(x[tail].double().cpu(), y, alpha=0.25, gamma=GAMMA)
-    torch.testing.assert_close(loss_tail.double().cpu(), ref, **FP32_TOLERANCE)
+    def reference_loss(x64, rows):
+        y = torch.nn.functional.one_hot(rows, c + 1)[:, :c].double()
+        return reference.sigmoid_focal_loss(x64, y, alpha=0.25, gamma=GAMMA)
 
-    total, _ = triton_sigmoid.forward(x, t, reduce_sum=True, compute_grad=False, **kw)
-    expected = loss.sum(dtype=torch.float64)
-    del loss, grad
-    torch.testing.assert_close(total.double(), expected, rtol=1e-5, atol=0)
+    _check_rows_past_2_31(triton_sigmoid.forward, x, t, kw, reference_loss)
 
 
 def test_softmax_rows_past_2_31_elements():
@@ -85,20 +94,11 @@ def test_softmax_rows_past_2_31_elements():
     x = (torch.randn((n, c), device=DEV, generator=g) * 3).to(torch.bfloat16)
     t = torch.randint(0, c, (n,), device=DEV, generator=g)
     kw = dict(weight=None, alpha=None, gamma=GAMMA, ignore_index=-100)
-    assert x.numel() > LARGE
-    loss, grad = triton_softmax.forward(x, t, reduce_sum=False, compute_grad=True, **kw)
-    tail = _rows_past_2_31(n, c)
-    loss_tail, grad_tail = triton_softmax.forward(x[tail].clone(), t[tail].clone(), reduce_sum=False,
-                                                  compute_grad=True, **kw)
-    _assert_tail_matches(loss, grad, loss_tail, grad_tail, tail)
 
-    ref = reference.softmax_focal_loss(x[tail].double().cpu(), t[tail].cpu(), alpha=None, gamma=GAMMA)
-    torch.testing.assert_close(loss_tail.double().cpu(), ref, **FP32_TOLERANCE)
+    def reference_loss(x64, rows):
+        return reference.softmax_focal_loss(x64, rows, alpha=None, gamma=GAMMA)
 
-    total, _ = triton_softmax.forward(x, t, reduce_sum=True, compute_grad=False, **kw)
-    expected = loss.sum(dtype=torch.float64)
-    del loss, grad
-    torch.testing.assert_close(total.double(), expected, rtol=1e-5, atol=0)
+    _check_rows_past_2_31(triton_softmax.forward, x, t, kw, reference_loss)
 
 
 def test_softmax_spatial_layout_past_2_31_elements():
