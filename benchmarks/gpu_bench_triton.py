@@ -127,28 +127,39 @@ def git_commit() -> str:
         return "unknown"
 
 
+def gpu_stack_missing(script: str, *, cpu_smoke: bool = False) -> str | None:
+    """Why a GPU script cannot measure on this machine (None when it can): no CUDA device (unless it is the CPU smoke
+    check) or no Triton. Puts the source tree on ``sys.path`` when focalkit is not installed."""
+    import torch
+
+    if not cpu_smoke and not torch.cuda.is_available():
+        return (f"{script}: CUDA is not available on this machine (torch.cuda.is_available() is False); it needs an "
+                "NVIDIA GPU with Triton. Nothing was measured.")
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return f"{script}: Triton is not installed (pip install triton); nothing was measured."
+    try:
+        import focalkit  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, str(REPO / "src"))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     if args.cpu_smoke:
         os.environ["TRITON_INTERPRET"] = "1"  # before any @triton.jit runs
 
-    import torch
-
     smoke = args.cpu_smoke
-    if not smoke and not torch.cuda.is_available():
-        print("gpu_bench_triton: CUDA is not available on this machine (torch.cuda.is_available() is False); "
-              "this benchmark needs an NVIDIA GPU with Triton. Nothing was measured.", file=sys.stderr)
+    problem = gpu_stack_missing("gpu_bench_triton", cpu_smoke=smoke)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
-    try:
-        import triton
-    except ImportError:
-        print("gpu_bench_triton: Triton is not installed (pip install triton); nothing was measured.", file=sys.stderr)
-        return 2
-    try:
-        import focalkit  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(REPO / "src"))
+    import torch
+    import triton
+
     from focalkit.backends.triton.sigmoid import forward as sigmoid_focal_forward
     from focalkit.backends.triton.softmax import forward as softmax_focal_forward
     from focalkit.backends import get_forward

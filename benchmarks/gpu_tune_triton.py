@@ -24,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+# the benchmark beside this script: its dtype names, requirement check and commit reading
+from gpu_bench_triton import DTYPES, git_commit, gpu_stack_missing
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,30 +41,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.warp_list = [int(v) for v in args.warps.split(",") if v.strip()]
     args.numel_int = int(float(args.numel))
     args.dtype_list = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    bad = [d for d in args.dtype_list if d not in DTYPES]
+    if bad:
+        p.error(f"--dtypes: expected a subset of {', '.join(DTYPES)}, got {', '.join(bad)}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    problem = gpu_stack_missing("gpu_tune_triton")
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     import torch
+    import triton
+    from triton.testing import do_bench
 
-    if not torch.cuda.is_available():
-        print("gpu_tune_triton: CUDA is not available on this machine; nothing was measured.", file=sys.stderr)
-        return 2
-    try:
-        import triton
-        from triton.testing import do_bench
-    except ImportError:
-        print("gpu_tune_triton: Triton is not installed; nothing was measured.", file=sys.stderr)
-        return 2
-    try:
-        import focalkit  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(REPO / "src"))
     from focalkit.backends import get_forward
     from focalkit.backends.triton import logistic, sigmoid, softmax
 
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     device = torch.device("cuda")
     rows = []
     started = time.perf_counter()
@@ -74,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             module._NUM_WARPS = warps
 
     for dtype_name in args.dtype_list:
-        dtype = dtypes[dtype_name]
+        dtype = getattr(torch, DTYPES[dtype_name])
         gen = torch.Generator(device=device).manual_seed(0)
         c = 80
         n = args.numel_int // c
@@ -131,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.empty_cache()
 
     meta = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "triton": triton.__version__,
+            "git_commit": git_commit(),
             "numel": args.numel_int, "method": "triton.testing.do_bench median (warmup 25 ms, rep 100 ms)"}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tune.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = ["# Tile / warp sweep of the Triton kernels", "",
-             f"- {meta['device']}, torch {meta['torch']}, triton {meta['triton']}, {args.numel_int:.0e} elements",
+             f"- {meta['device']}, torch {meta['torch']}, triton {meta['triton']}, {args.numel_int:.0e} elements, "
+             f"commit {meta['git_commit']}",
              f"- {meta['method']}", "", "| dtype | case | tile | warps | median ms |", "|---|---|---:|---:|---:|"]
     for r in rows:
         value = f"{r['median_ms']:.3f}" if "median_ms" in r else r["error"]
