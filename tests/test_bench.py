@@ -94,26 +94,10 @@ def test_quick_run_writes_json_markdown_and_png(tmp_path, monkeypatch):
     assert "- allocator: steady" in (tmp_path / "t.md").read_text()
 
 
-_FAULTS_SCRIPT = """
-import resource, sys, torch
-from focalkit_app.bench import allocator
-info = allocator.configure(sys.argv[1])
-counts = []
-for _ in range(16):
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    x = torch.empty(4 << 20); x.fill_(1.0)
-    y = torch.empty(8 << 20); y.fill_(2.0)
-    del x, y
-    counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(info["applied"], *counts)
-"""
-
-
 def test_steady_allocator_keeps_freed_buffers_mapped():
     """With the benchmark's default allocator mode, 48 MB freed and allocated again stops being page-faulted again:
     once the heap has room for both buffers' placements (a few repetitions) the minor page faults stay near 0 (with
     glibc's defaults every repetition of this loop faults 8,000-12,000 pages, measured on glibc 2.36)."""
-    import resource  # noqa: F401 - POSIX only; the bench runs on Linux
     import subprocess
     import sys
 
@@ -121,7 +105,9 @@ def test_steady_allocator_keeps_freed_buffers_mapped():
 
     if allocator._glibc() is None:
         pytest.skip("not glibc: the allocator mode changes nothing here")
-    out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, "steady"], capture_output=True, text=True, check=True,
+    code = ("from focalkit_app.bench import allocator as a; info = a.configure('steady'); "
+            "print(info['applied'], *a.reuse_page_faults(16))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          timeout=120).stdout.split()
     applied, counts = out[0], [int(v) for v in out[1:]]
     assert applied == "True"
