@@ -9,7 +9,7 @@ import torch
 
 import focalkit
 from focalkit_app.demo.detection import DetectionConfig, run_detection_demo
-from focalkit_app.demo.detection_budget import doubling_budgets, plateau_index
+from focalkit_app.demo.detection_budget import budget_state, doubling_budgets, plateau_index, state_label
 from focalkit_app.demo.detection_losses import (CE_NO_PRIOR, CE_PRIOR, QFL, VFL, LossConfig, default_grid,
                                                 detection_loss, quick_grid)
 from focalkit_app.demo.detection_metrics import average_precision, mean_average_precision
@@ -231,13 +231,32 @@ def test_difficulty_reports_the_rows_at_convergence_and_the_ones_still_moving():
     seeds = np.array([0.0, 0.002, -0.002])
     flat = np.array([0.40, 0.70, 0.745, 0.75])[None, :] + seeds[:, None]     # plateau from the third budget
     rising = np.array([0.40, 0.60, 0.70, 0.80])[None, :] + seeds[:, None]    # +10 points in the last doubling
-    ap = np.stack([rising, flat])[:, None]                                    # (R=2, O=1, S=3, K=4)
+    falling = np.array([0.40, 0.72, 0.70, 0.68])[None, :] + seeds[:, None]   # -2 points in the last doubling
+    rows += (LossConfig("VFL a=.75 g=2", "vfl", gamma=2.0, alpha=0.75, group="family"),)
+    ap = np.stack([rising, flat, falling])[:, None]                           # (R=3, O=1, S=3, K=4)
     lines = difficulty(ap, np.zeros(ap.shape + (C,)), rows, ("adam",), (64, 128, 256, 512), CLASS_NAMES)
     text = " ".join(lines)
     assert "Best row at the largest budget (512 steps): CE, prior init with ADAM, mAP 80.0" in text
     assert "still moving" in text
-    assert ("ADAM: 1 of 2 rows meet the plateau rule by 512 steps; the best of them at convergence is FL g=2 a=0.25, "
-            "mAP 75.0 (plateau from 256 steps); the other 1 changed by +10.0 to +10.0 AP points") in text
+    assert ("ADAM: 1 of 3 rows meet the plateau rule by 512 steps; the best of them at convergence is FL g=2 a=0.25, "
+            "mAP 75.0 (plateau from 256 steps); 1 is past its peak (peak at 128 steps): the last doubling (256 to "
+            "512 steps) changed it by -2.0 AP points; 1 is still rising: the last doubling (256 to 512 "
+            "steps) changed it by +10.0 AP points.") in text
+    table = budget_table(ap[:, 0], rows, (64, 128, 256, 512), baseline=0)
+    assert [r[-1] for r in table[1:]] == ["still rising", "256", "past peak (128)"]
+
+
+def test_budget_state_tells_rising_from_past_the_peak():
+    assert budget_state([0.2, 0.5, 0.695, 0.70]) == ("plateau", 2)
+    assert budget_state([0.5, 0.76, 0.75, 0.73]) == ("past peak", 1)      # fell by 2 points in the last doubling
+    assert budget_state([0.5, 0.70, 0.74, 0.735]) == ("plateau", 2)       # fell by less than 1 point: a plateau
+    assert budget_state([0.5, 0.60, 0.70]) == ("rising", None)
+    assert budget_state([0.5, float("nan"), 0.7]) == ("unknown", None)
+    assert budget_state([0.7]) == ("unknown", None)
+    assert state_label([0.5, 0.76, 0.75, 0.73], (64, 128, 256, 512)) == "past peak (128)"
+    assert state_label([0.5, 0.6, 0.7], (64, 128, 256)) == "still rising"
+    assert state_label([0.5, float("nan"), 0.7], (64, 128, 256)) == "not converged"
+    assert state_label([0.5, 0.7, 0.705], (64, 128, 256)) == "128"
 
 
 # ------------------------------------------------------------------------------------------------ training, e2e
@@ -299,6 +318,27 @@ def test_tiny_end_to_end_run_and_report(tmp_path):
                    "| Table 1b | FL g=2 a=0.25 |", "Plateau:", "Kendall tau", "## Difficulty"):
         assert needed in report
     assert any(ln.startswith("Wall time") for ln in lines)
+
+
+def test_max_budget_doubles_the_checkpoints_up_to_it():
+    assert DetectionConfig().with_max_budget(4096).train.budgets == (64, 128, 256, 512, 1024, 2048, 4096)
+    assert DetectionConfig().with_max_budget(128).train.budgets == (64, 128)
+    quick = DetectionConfig(train=TrainConfig(budgets=(32, 64, 128)))
+    assert quick.with_max_budget(512).train.budgets == (32, 64, 128, 256, 512)
+    for bad in (1000, 64, 32, 0, -128):
+        with pytest.raises(focalkit.InvalidArgumentError, match=rf"max_budget: expected the first budget 64 .*got {bad}"):
+            DetectionConfig().with_max_budget(bad)
+    for bad in ("128", 128.0, True):
+        with pytest.raises(focalkit.InvalidTypeError, match="max_budget: expected an int"):
+            DetectionConfig().with_max_budget(bad)
+
+
+def test_optimizers_can_be_chosen():
+    assert DetectionConfig().with_optimizers(["adam"]).optimizers == ("adam",)
+    assert DetectionConfig().with_optimizers(("adam", "sgd")).optimizers == ("adam", "sgd")
+    for bad in ([], ["sgd", "sgd"], ["rmsprop"], ["SGD"]):
+        with pytest.raises(focalkit.InvalidArgumentError, match="optimizers: expected one or both of 'sgd', 'adam'"):
+            DetectionConfig().with_optimizers(bad)
 
 
 def test_figure4_curves():

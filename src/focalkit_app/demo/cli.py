@@ -38,6 +38,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"number of seeds, at most {MAX_SEEDS} (default 5; detection 4, detection --quick 2)")
     parser.add_argument("--imbalance", type=float, nargs="+", default=None,
                         help="imbalance factors of the digits task (default 10 50 100)")
+    parser.add_argument("--max-budget", type=_positive_int, default=None,
+                        help="detection only: the largest checkpoint budget in training steps, the first budget "
+                             "times a power of two (default 1024; --quick 128); a run costs about max-budget steps "
+                             "per row, optimiser and seed")
+    parser.add_argument("--optimizers", nargs="+", choices=("sgd", "adam"), default=None,
+                        help="detection only: the optimisers to compare (default: sgd adam)")
     parser.add_argument("--out", default=None, help="report folder to create (Markdown + PNG)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it exists")
     parser.add_argument("--threads", type=_threads, default=None,
@@ -122,6 +128,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from .outdir import check_out_dir
 
     try:
+        for option, value in (("--max-budget", getattr(args, "max_budget", None)),
+                              ("--optimizers", getattr(args, "optimizers", None))):
+            if value is not None and args.task != "detection":
+                raise focalkit.InvalidArgumentError(
+                    f"{option}: expected only with --task detection, got {value} with --task {args.task}")
         if args.task in ("multilabel", "segmentation"):  # one process, --threads torch threads (default 1)
             if args.imbalance is not None:
                 raise focalkit.InvalidArgumentError(
@@ -152,6 +163,10 @@ def run_demo(args: argparse.Namespace) -> int:
             cfg = QUICK_DETECTION if args.quick else DEFAULT_DETECTION
             if args.seeds is not None:
                 cfg = cfg.with_seeds(args.seeds)
+            if getattr(args, "max_budget", None) is not None:
+                cfg = cfg.with_max_budget(args.max_budget, name="--max-budget")
+            if getattr(args, "optimizers", None) is not None:
+                cfg = cfg.with_optimizers(args.optimizers, name="--optimizers")
             if args.threads is not None:  # an explicit thread count: one process using that many threads
                 cfg = replace(cfg, workers=1)
             _require(_dependencies(args))

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..cli.checks import check_out_dir
-from .detection_budget import PLATEAU_TOL, plateau_sentence
+from .detection_budget import PLATEAU_TOL, doubling_budgets, plateau_sentence
 from .detection_losses import LossConfig, default_grid, quick_grid
 from .detection_ranking import STABLE_TAU
 from .detection_task import ANCHOR_SHAPES, CLASS_NAMES, IGNORE, class_frequencies
@@ -47,6 +47,38 @@ class DetectionConfig:
 
     def with_seeds(self, seeds: int) -> "DetectionConfig":
         return replace(self, seeds=seeds)
+
+    def with_max_budget(self, max_budget: int, *, name: str = "max_budget") -> "DetectionConfig":
+        """The same comparison with the checkpoint budgets doubled from the first one up to ``max_budget``, which must
+        be the first budget times 2^k, k >= 1 (so that the plateau rule's last doubling is one).
+
+        Example:
+          >>> DEFAULT_DETECTION.with_max_budget(4096).train.budgets
+          (64, 128, 256, 512, 1024, 2048, 4096)
+        """
+        import focalkit
+
+        if isinstance(max_budget, bool) or not isinstance(max_budget, int):
+            raise focalkit.InvalidTypeError(f"{name}: expected an int, got {type(max_budget).__name__}")
+        first = min(self.train.budgets)
+        count = 1
+        while first * 2 ** count < max_budget:
+            count += 1
+        if first * 2 ** count != max_budget:
+            raise focalkit.InvalidArgumentError(
+                f"{name}: expected the first budget {first} times a power of two ({first * 2}, {first * 4}, "
+                f"{first * 8}, ...), got {max_budget!r}")
+        return replace(self, train=replace(self.train, budgets=doubling_budgets(first, count + 1)))
+
+    def with_optimizers(self, optimizers, *, name: str = "optimizers") -> "DetectionConfig":
+        """The same comparison with only these optimisers (each of "sgd", "adam" at most once, in the given order)."""
+        import focalkit
+
+        names = tuple(optimizers)
+        if not names or any(o not in ("sgd", "adam") for o in names) or len(set(names)) < len(names):
+            raise focalkit.InvalidArgumentError(
+                f"{name}: expected one or both of 'sgd', 'adam', each once, got {list(names)}")
+        return replace(self, optimizers=names)
 
     @property
     def baseline(self) -> int:

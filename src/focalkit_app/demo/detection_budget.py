@@ -11,15 +11,17 @@ b_k < b_K on lies within ``tol`` (1 AP point) of its mean AP at the largest budg
 
 and the smallest such b_k is its *plateau budget*. In words: at least the last doubling of the budget (b_{K-1} to
 b_K) changed its mean AP by less than ``tol``. "AP at convergence" is m_K, the mean AP at the largest budget. A row
-whose last doubling still moved its mean AP by ``tol`` or more is reported as *not converged*, and so is a row with a
-non-finite AP (a diverged seed).
+whose last doubling still moved its mean AP by ``tol`` or more has not converged; :func:`budget_state` says which way
+it moved: *still rising* (m_K - m_{K-1} >= tol) or *past its peak* (m_K - m_{K-1} <= -tol: more training lowered it,
+as when a finite training set is overfitted; the peak is the budget of the largest m_k). A row with a non-finite AP
+(a diverged seed) has no state.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PLATEAU_TOL", "doubling_budgets", "plateau_index", "plateau_sentence"]
+__all__ = ["PLATEAU_TOL", "doubling_budgets", "plateau_index", "budget_state", "state_label", "plateau_sentence"]
 
 PLATEAU_TOL = 0.01  # 1 AP point
 
@@ -61,9 +63,50 @@ def plateau_index(mean_ap, tol: float = PLATEAU_TOL) -> int | None:
     return k
 
 
+def budget_state(mean_ap, tol: float = PLATEAU_TOL) -> tuple[str, int | None]:
+    """Where a mean-AP curve (one value per budget, ascending budgets) stands at the largest budget:
+    ("plateau", plateau index), ("past peak", index of the largest mean AP), ("rising", None), or ("unknown", None)
+    for a non-finite value or a single budget.
+
+    Example:
+      >>> budget_state([0.20, 0.50, 0.695, 0.70])
+      ('plateau', 2)
+      >>> budget_state([0.50, 0.76, 0.75, 0.73])
+      ('past peak', 1)
+      >>> budget_state([0.20, 0.50, 0.60, 0.70])
+      ('rising', None)
+    """
+    m = np.asarray(mean_ap, dtype=np.float64)
+    k = plateau_index(m, tol)
+    if k is not None:
+        return "plateau", k
+    if m.ndim != 1 or len(m) < 2 or not np.all(np.isfinite(m)):
+        return "unknown", None
+    if m[-1] - m[-2] <= -tol:
+        return "past peak", int(np.argmax(m))
+    return "rising", None
+
+
+def state_label(mean_ap, budgets, tol: float = PLATEAU_TOL) -> str:
+    """The tables' last column: the plateau budget, "past peak (b)", "still rising" or "not converged".
+
+    Example:
+      >>> state_label([0.50, 0.76, 0.75, 0.73], (64, 128, 256, 512))
+      'past peak (128)'
+    """
+    state, k = budget_state(mean_ap, tol)
+    if state == "plateau":
+        return str(budgets[k])
+    if state == "past peak":
+        return f"past peak ({budgets[k]})"
+    return "still rising" if state == "rising" else "not converged"
+
+
 def plateau_sentence(tol: float = PLATEAU_TOL) -> str:
     return (f"A row has converged when its mean AP at every budget from some budget b_k on, up to the largest, lies "
             f"within {100 * tol:g} AP point of its mean AP at the largest budget, with b_k below the largest budget "
             "(so at least the last doubling of the budget moved it by less than that); the smallest such b_k is its "
-            "plateau budget, and 'at convergence' means at the largest budget. Rows that do not meet this (or "
-            "diverged in a seed) are marked 'not converged'.")
+            "plateau budget, and 'at convergence' means at the largest budget. A row that does not meet this is "
+            f"'still rising' when the last doubling raised its mean AP by {100 * tol:g} point or more, 'past peak (b)' "
+            "when it lowered it by that much (b: the budget of its largest mean AP), and 'not converged' when a seed "
+            "diverged.")

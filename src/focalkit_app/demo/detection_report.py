@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detection_budget import plateau_index
+from .detection_budget import budget_state, plateau_index, state_label
 from .detection_losses import LossConfig
 from .detection_ranking import ranking_stability
 from .stats import mean_std, paired_comparison
@@ -60,9 +60,8 @@ def budget_table(ap_o: np.ndarray, rows: tuple[LossConfig, ...], budgets: tuple[
         cells = [row_cell(ap_o[i, :, k], None if i == baseline else ap_o[baseline, :, k])
                  for k in range(len(budgets))]
         with np.errstate(all="ignore"):
-            p = plateau_index(np.mean(ap_o[i], 0))
-        out.append([r.group, r.label + (" (baseline)" if i == baseline else "")] + cells
-                   + [str(budgets[p]) if p is not None else "not converged"])
+            state = state_label(np.mean(ap_o[i], 0), budgets)
+        out.append([r.group, r.label + (" (baseline)" if i == baseline else "")] + cells + [state])
     return out
 
 
@@ -136,17 +135,26 @@ def _convergence_lines(ap: np.ndarray, rows: tuple[LossConfig, ...], optimizers:
         return out
     for o, opt in enumerate(optimizers):
         means = np.array([np.mean(ap[i, o], 0) for i in range(len(rows))])  # (R, K)
-        converged = [i for i in range(len(rows)) if plateau_index(means[i]) is not None]
-        moving = [i for i in range(len(rows)) if i not in converged and _finite(means[i])]
+        states = [budget_state(means[i]) for i in range(len(rows))]
+        converged = [i for i in range(len(rows)) if states[i][0] == "plateau"]
         text = f"{opt.upper()}: {len(converged)} of {len(rows)} rows meet the plateau rule by {budgets[-1]} steps"
         if converged:
             top = max(converged, key=lambda i: means[i, -1])
             text += (f"; the best of them at convergence is {rows[top].label}, mAP {100 * means[top, -1]:.1f} "
                      f"(plateau from {budgets[plateau_index(means[top])]} steps)")
-        if moving:
-            gains = [100 * (means[i, -1] - means[i, -2]) for i in moving]
-            text += (f"; the other {len(moving)} changed by {min(gains):+.1f} to {max(gains):+.1f} AP points in the last "
-                     f"doubling ({budgets[-2]} to {budgets[-1]} steps)")
+        for state, one, many in (("past peak", "is past its peak", "are past their peak"),
+                                 ("rising", "is still rising", "are still rising")):
+            these = [i for i in range(len(rows)) if states[i][0] == state]
+            if these:
+                gains = [100 * (means[i, -1] - means[i, -2]) for i in these]
+                words = one if len(these) == 1 else many
+                if state == "past peak":
+                    words += " (peak at " + ", ".join(sorted({str(budgets[states[i][1]]) for i in these},
+                                                             key=int)) + " steps)"
+                change = f"it by {gains[0]:+.1f}" if len(these) == 1 else \
+                    f"them by {min(gains):+.1f} to {max(gains):+.1f}"
+                text += (f"; {len(these)} {words}: the last doubling ({budgets[-2]} to {budgets[-1]} steps) "
+                         f"changed {change} AP points")
         out.append(text + ".")
     return out
 
