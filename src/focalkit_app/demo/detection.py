@@ -28,7 +28,7 @@ from .detection_budget import PLATEAU_TOL, doubling_budgets, plateau_sentence
 from .detection_losses import LossConfig, default_grid, quick_grid
 from .detection_ranking import STABLE_TAU
 from .detection_task import ANCHOR_SHAPES, CLASS_NAMES, IGNORE, class_frequencies
-from .detection_training import RunResult, TrainConfig, build_detector, detector_logits, test_set, train_run
+from .detection_training import OPTIMIZERS, RunResult, TrainConfig, build_detector, detector_logits, test_set, train_run
 from .outdir import make_out_dir
 from .progress import progress_bar
 
@@ -40,7 +40,7 @@ class DetectionConfig:
     """The whole comparison: rows x optimisers x seeds, each run evaluated at ``train.budgets``."""
 
     seeds: int = 4
-    optimizers: tuple[str, ...] = ("sgd", "adam")
+    optimizers: tuple[str, ...] = OPTIMIZERS
     grid: tuple[LossConfig, ...] = default_grid()
     train: TrainConfig = TrainConfig()
     workers: int = 2
@@ -61,21 +61,19 @@ class DetectionConfig:
         if isinstance(max_budget, bool) or not isinstance(max_budget, int):
             raise focalkit.InvalidTypeError(f"{name}: expected an int, got {type(max_budget).__name__}")
         first = min(self.train.budgets)
-        count = 1
-        while first * 2 ** count < max_budget:
-            count += 1
-        if first * 2 ** count != max_budget:
+        ratio = max_budget // first
+        if max_budget != first * ratio or ratio < 2 or ratio & (ratio - 1):  # not first x 2^k, k >= 1
             raise focalkit.InvalidArgumentError(
                 f"{name}: expected the first budget {first} times a power of two ({first * 2}, {first * 4}, "
                 f"{first * 8}, ...), got {max_budget!r}")
-        return replace(self, train=replace(self.train, budgets=doubling_budgets(first, count + 1)))
+        return replace(self, train=replace(self.train, budgets=doubling_budgets(first, ratio.bit_length())))
 
     def with_optimizers(self, optimizers, *, name: str = "optimizers") -> "DetectionConfig":
-        """The same comparison with only these optimisers (each of "sgd", "adam" at most once, in the given order)."""
+        """The same comparison with only these optimisers (each of ``OPTIMIZERS`` at most once, in the given order)."""
         import focalkit
 
         names = tuple(optimizers)
-        if not names or any(o not in ("sgd", "adam") for o in names) or len(set(names)) < len(names):
+        if not names or any(o not in OPTIMIZERS for o in names) or len(set(names)) < len(names):
             raise focalkit.InvalidArgumentError(
                 f"{name}: expected one or both of 'sgd', 'adam', each once, got {list(names)}")
         return replace(self, optimizers=names)

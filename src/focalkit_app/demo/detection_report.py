@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detection_budget import budget_state, plateau_index, state_label
+from .detection_budget import budget_state, state_label
 from .detection_losses import LossConfig
 from .detection_ranking import ranking_stability
 from .stats import mean_std, paired_comparison
@@ -141,7 +141,7 @@ def _convergence_lines(ap: np.ndarray, rows: tuple[LossConfig, ...], optimizers:
         if converged:
             top = max(converged, key=lambda i: means[i, -1])
             text += (f"; the best of them at convergence is {rows[top].label}, mAP {100 * means[top, -1]:.1f} "
-                     f"(plateau from {budgets[plateau_index(means[top])]} steps)")
+                     f"(plateau from {budgets[states[top][1]]} steps)")
         for state, one, many in (("past peak", "is past its peak", "are past their peak"),
                                  ("rising", "is still rising", "are still rising")):
             these = [i for i in range(len(rows)) if states[i][0] == state]

@@ -40,8 +40,11 @@ from .detection_metrics import mean_average_precision
 from .detection_task import ANCHOR_SHAPES, CLASS_NAMES, DetectionBatch, make_batch
 from .detection_model import GNDetector
 
-__all__ = ["TrainConfig", "RunResult", "build_detector", "detector_logits", "make_optimizer", "warmup_factor",
+__all__ = ["OPTIMIZERS", "TrainConfig", "RunResult", "build_detector", "detector_logits", "make_optimizer", "warmup_factor",
            "ema_decay_at", "averaged_model", "epoch_batches", "train_run", "training_set", "test_set"]
+
+
+OPTIMIZERS = ("sgd", "adam")  # the names make_optimizer takes
 
 
 @dataclass(frozen=True)
