@@ -601,6 +601,7 @@ from focalkit_app.bench.peer_formulas import (  # noqa: E402
     timm_poly_binary_cross_entropy,
     paper_poly1_cross_entropy,
     paper_poly1_focal_loss,
+    keras_categorical_focal_crossentropy,
 )
 
 
@@ -855,3 +856,19 @@ def test_poly1_cross_entropy_index_path_equals_the_one_hot_path(dtype, epsilon):
         tol = dict(rtol=1e-2, atol=1e-3)
     torch.testing.assert_close(results[0][0], results[1][0], **tol)
     torch.testing.assert_close(results[0][1], results[1][1], **tol)
+
+
+def test_soft_target_softmax_focal_loss_matches_keras_formula_where_its_clip_is_inactive():
+    """focalkit.softmax_focal_loss with class probabilities (alpha a number multiplying every term) is Keras's
+    categorical focal cross-entropy from logits wherever every p lies inside Keras's clip [1e-7, 1 - 1e-7]; the
+    benchmark times that formula as the soft-target peer. float64, loss and gradient, CPU kernel and PyTorch
+    back-end."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(64, 6, generator=g, dtype=torch.float64) * 2
+    q = torch.softmax(torch.randn(64, 6, generator=g, dtype=torch.float64), dim=1)
+    theirs = with_grad(lambda z: keras_categorical_focal_crossentropy(z, q, alpha=0.25, gamma=2.0), x)
+    for dtype in (torch.float64, torch.float32):  # float64 runs on the PyTorch back-end, float32 on the CPU kernel
+        ours = with_grad(lambda z: focalkit.softmax_focal_loss(z, q.to(dtype), alpha=0.25, gamma=2.0,
+                                                               reduction="none"), x.to(dtype))
+        tol = PARITY if dtype == torch.float64 else 1e-5
+        assert max(map(max_relative_difference, ours, theirs)) <= tol

@@ -46,7 +46,8 @@ def test_auto_falls_back_to_torch_for_what_kernels_do_not_cover():
     assert resolve_backend("sigmoid_focal", x, y) == "torch"  # float64
     x32, y32 = _xy()
     assert resolve_backend("sigmoid_focal", x32, y32, {"pos_weight": torch.ones(5)}) == "torch"
-    assert resolve_backend("softmax_focal_soft", x32, torch.softmax(x32, 1)) == "torch"  # probability targets
+    # probability targets with the reduced focal loss' option, which the soft-target kernel does not have
+    assert resolve_backend("softmax_focal_soft", x32, torch.softmax(x32, 1), {"reduced_threshold": 0.5}) == "torch"
     assert resolve_backend("binary_focal", torch.sigmoid(x32), y32) == "torch"
     assert resolve_backend("sigmoid_focal_star", x32, y32) == "torch"
 

@@ -48,6 +48,7 @@ CHECKS = [
     "closed_form_gradient_half_precision",
     "closed_form_gives_no_label_gradient",
     "second_derivative_zero_closed_form_exact_autodiff",
+    "categorical_closed_form_second_derivative",
     "closed_form_saves_one_logits_sized_tensor",
 ]
 

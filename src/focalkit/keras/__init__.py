@@ -21,8 +21,9 @@ numbers as the PyTorch core (checked against shared float64 test vectors on all 
 
 From logits, the binary, categorical and sparse categorical losses attach their closed-form gradient to the logits
 (``gradient="closed_form"``, the default: as fast and memory-lean as Keras's own focal losses; no gradient to
-``y_true`` and a zero second derivative); ``gradient="autodiff"`` differentiates the log-space composition instead
-(label gradients, exact higher derivatives).
+``y_true`` and a zero second derivative; on the PyTorch back-end the categorical loss runs focalkit's own op, with
+nothing logits-sized kept and an exact second derivative); ``gradient="autodiff"`` differentiates the log-space
+composition instead (label gradients, exact higher derivatives).
 
 Reference:
     T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar. "Focal Loss for Dense Object Detection", ICCV 2017,

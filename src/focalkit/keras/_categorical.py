@@ -24,7 +24,7 @@ from focalkit.keras._checks import (
 )
 from focalkit.keras._closed_form import (
     attach_row_gradient,
-    soft_softmax_loss_and_grad,
+    soft_softmax_loss_with_gradient,
     sparse_softmax_loss_and_grad,
 )
 from focalkit.keras._loss_object import FocalLossObject
@@ -78,8 +78,11 @@ def categorical_focal_loss(
     and by default (``gradient="closed_form"``) it is attached to the logits
     (``stop_gradient(FL) + sum_c (x_c - stop_gradient(x_c)) * stop_gradient(B-form gradient)``): one multiply to
     differentiate, one logits-sized tensor kept. That form gives **no gradient to** ``y_true`` (zero) and a **zero
-    second derivative**; ``gradient="autodiff"`` differentiates the log-space composition instead (label gradients,
-    exact higher derivatives; slower, more memory). From probabilities, ``y_pred`` is first divided by its sum over ``axis`` (as Keras does) and is not
+    second derivative**. On the PyTorch back-end the closed form is focalkit's own op instead (the fused CPU kernel
+    for CPU tensors): nothing logits-sized is kept beyond the logits and targets, the backward pass recomputes the
+    gradient, ``y_true`` still gets none, and the second derivative is exact. ``gradient="autodiff"``
+    differentiates the log-space composition instead (label gradients, exact higher derivatives; slower, more
+    memory). From probabilities, ``y_pred`` is first divided by its sum over ``axis`` (as Keras does) and is not
     clipped (Keras clips at 1e-7); only probabilities that underflowed to 0 are clamped at the dtype's smallest
     normal number inside the logarithm. Same semantics as ``focalkit.softmax_focal_loss`` with probability targets.
 
@@ -94,9 +97,9 @@ def categorical_focal_loss(
         from_logits: whether ``y_pred`` holds logits (recommended).
         label_smoothing: ``y (1 - s) + s / C``, as Keras and ``F.cross_entropy`` do.
         axis: the class axis.
-        gradient: ``"closed_form"`` (attached closed-form gradient w.r.t. the logits; none w.r.t. ``y_true``, zero
-            second derivative) or ``"autodiff"`` (exact autodiff to any order, w.r.t. ``y_true`` too). Only
-            ``from_logits=True`` is affected.
+        gradient: ``"closed_form"`` (closed-form gradient w.r.t. the logits; none w.r.t. ``y_true``; zero
+            second derivative, exact on the PyTorch back-end) or ``"autodiff"`` (exact autodiff to any order,
+            w.r.t. ``y_true`` too). Only ``from_logits=True`` is affected.
 
     Returns:
         Losses of shape ``(batch, ...)``.
@@ -133,17 +136,16 @@ def categorical_focal_loss(
     y_pred, y_true = _class_last(y_pred, axis), _class_last(ops.broadcast_to(y_true, ops.shape(y_pred)), axis)
     num_classes = y_pred.shape[-1]
     check_class_count("y_pred", num_classes, alpha, minimum=2 if from_logits else 1)
+    if from_logits and gradient == "closed_form":
+        loss = soft_softmax_loss_with_gradient(y_pred, y_true, gamma, alpha, label_smoothing)
+        if invalid is not None:
+            loss = mark_invalid(loss, ops.any(_class_last(invalid, axis), axis=-1))
+        return loss
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + label_smoothing / ops.cast(ops.shape(y_pred)[-1], y_pred.dtype)
     weights = y_true
     if alpha is not None:
         weights = weights * ops.convert_to_tensor(alpha, dtype=y_pred.dtype)
-    if from_logits and gradient == "closed_form":
-        loss, grad = soft_softmax_loss_and_grad(y_pred, weights, gamma)
-        loss = attach_row_gradient(loss, y_pred, grad)
-        if invalid is not None:
-            loss = mark_invalid(loss, ops.any(_class_last(invalid, axis), axis=-1))
-        return loss
     if from_logits:
         terms = categorical_terms_from_logits(y_pred, gamma)
     else:

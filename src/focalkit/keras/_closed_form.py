@@ -28,8 +28,11 @@ Reference:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
+import keras
 from keras import ops
 
 __all__ = [
@@ -38,11 +41,51 @@ __all__ = [
     "attach_row_gradient",
     "sigmoid_loss_and_grad",
     "soft_softmax_loss_and_grad",
+    "soft_softmax_loss_with_gradient",
     "sparse_softmax_loss_and_grad",
 ]
 
 GRADIENT_MODES = ("closed_form", "autodiff")
 _SMALLEST_NORMAL = 1.1754943508222875e-38  # float32's smallest normal number
+
+
+@functools.cache
+def _tensorflow_xla_available() -> bool:
+    """Whether TensorFlow compiles a ``jit_compile=True`` function here (probed once, eagerly)."""
+    import tensorflow as tf
+
+    try:
+        with tf.init_scope():  # run eagerly even when called while an outer tf.function is being traced
+            tf.function(lambda v: v + 1.0, jit_compile=True, autograph=False)(tf.constant(1.0))
+    except Exception:  # noqa: BLE001 - a TensorFlow build without XLA's CPU/GPU JIT
+        return False
+    return True
+
+
+def _fused_on_tensorflow(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a closed form built from ``keras.ops``, no autodiff inside) as one XLA computation on the TensorFlow
+    back-end, unchanged on the others.
+
+    TensorFlow runs each of the closed form's ~40 element-wise operations as its own pass over the logits (no fusion
+    without XLA), JAX fuses them under ``jit``, PyTorch has focalkit's own kernels; compiled with
+    ``tf.function(jit_compile=True)`` the whole closed form is one fused loop (measured on one CPU thread, (524288, 8)
+    binary logits, forward + backward: 37 ms against 87 ms unfused and Keras's built-in 66 ms). XLA compiles once per
+    input shape and dtype (and per value of the Python arguments, gamma and a numeric alpha); without XLA in the
+    TensorFlow build the function runs unfused.
+    """
+    compiled: list[Callable[..., Any]] = []
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if keras.backend.backend() != "tensorflow" or not _tensorflow_xla_available():
+            return fn(*args, **kwargs)
+        if not compiled:
+            import tensorflow as tf
+
+            compiled.append(tf.function(fn, jit_compile=True, autograph=False, reduce_retracing=True))
+        return compiled[0](*args, **kwargs)
+
+    return call
 
 
 def attach_gradient(loss: Any, x: Any, grad: Any) -> Any:
@@ -70,6 +113,7 @@ def attach_row_gradient(loss: Any, x: Any, grad: Any) -> Any:
     return ops.stop_gradient(loss) + ops.sum((x - ops.stop_gradient(x)) * ops.stop_gradient(grad), axis=-1)
 
 
+@_fused_on_tensorflow
 def sigmoid_loss_and_grad(x: Any, y: Any, gamma: float, alpha: Any | None) -> tuple[Any, Any]:
     r"""Per-element sigmoid focal loss and its derivative in closed form (no autodiff graph: ``x`` is detached).
 
@@ -152,6 +196,7 @@ def _softmax_parts(x: Any) -> tuple[Any, Any, Any, Any, Any]:
     return z, e, rest, 1.0 + rest, ops.log1p(rest)
 
 
+@_fused_on_tensorflow
 def sparse_softmax_loss_and_grad(x: Any, labels: Any, onehot: Any, gamma: float, weight: Any | None
                                  ) -> tuple[Any, Any]:
     r"""Per-row softmax focal loss with integer targets and its gradient in closed form (``x`` detached).
@@ -195,6 +240,7 @@ def sparse_softmax_loss_and_grad(x: Any, labels: Any, onehot: Any, gamma: float,
     return ops.squeeze(loss, axis=-1), grad
 
 
+@_fused_on_tensorflow
 def soft_softmax_loss_and_grad(x: Any, q: Any, gamma: float) -> tuple[Any, Any]:
     r"""Per-row softmax focal loss with soft (weighted) targets and its gradient in closed form (``x`` detached).
 
@@ -234,3 +280,44 @@ def soft_softmax_loss_and_grad(x: Any, q: Any, gamma: float) -> tuple[Any, Any]:
         b = weighted * (1.0 - gamma * p * log_p_over_u)
     grad = p * ops.sum(b, axis=-1, keepdims=True) - b
     return loss, grad
+
+
+def soft_softmax_loss_with_gradient(x: Any, y: Any, gamma: float, alpha: float | list[float] | None,
+                                    label_smoothing: float) -> Any:
+    r"""Per-row soft-target softmax focal loss of class-last logits ``x`` whose derivative w.r.t. ``x`` is the
+    closed form of :func:`soft_softmax_loss_and_grad` (none w.r.t. ``y``), with q = (y (1 - s) + s / C) alpha.
+
+    On the PyTorch back-end this is :func:`focalkit.softmax_focal_loss` with class probabilities (its
+    ``softmax_focal_soft`` op: the fused C kernel for CPU tensors, the PyTorch closed form elsewhere), which smooths
+    and weights the targets itself: the
+    forward pass computes the loss only and keeps just the logits and targets the caller holds anyway, and the
+    backward pass recomputes the closed-form gradient in one pass; its second derivative is exact (the op's double
+    backward differentiates the loss's log-space composition). On the other back-ends:
+    :func:`soft_softmax_loss_and_grad` joined by :func:`attach_row_gradient` (second derivative 0).
+
+    Args:
+        x: float logits, classes last, shape ``(..., C)``.
+        y: targets of ``x``'s shape (one-hot or soft), in ``x``'s dtype.
+        gamma: focusing parameter >= 0.
+        alpha: None, a number multiplying every term, or C per-class values.
+        label_smoothing: s in [0, 1].
+
+    Returns:
+        Losses of shape ``(...)``.
+    """
+    if keras.backend.backend() == "torch":
+        import focalkit  # the PyTorch core, present with this back-end (imported only here)
+
+        num_classes = x.shape[-1]
+        rows = focalkit.softmax_focal_loss(
+            x.reshape(-1, num_classes), y.detach().expand(x.shape).reshape(-1, num_classes), alpha=alpha,
+            gamma=gamma, label_smoothing=label_smoothing, reduction="none",
+        )
+        return rows.reshape(x.shape[:-1])
+    q = y
+    if label_smoothing:
+        q = q * (1.0 - label_smoothing) + label_smoothing / ops.cast(ops.shape(x)[-1], x.dtype)
+    if alpha is not None:
+        q = q * ops.convert_to_tensor(alpha, dtype=x.dtype)
+    loss, grad = soft_softmax_loss_and_grad(x, q, gamma)
+    return attach_row_gradient(loss, x, grad)

@@ -99,6 +99,12 @@ def _bins(shape: tuple[int, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
     return torch.randn(shape, generator=g), (torch.rand(rows, generator=g) * (bins - 1.01),)
 
 
+def _probabilities(shape: tuple[int, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Logits (N, C) and soft targets: class probabilities of the logits' shape (a softmax of random scores)."""
+    g = _generator()
+    return torch.randn(shape, generator=g), (torch.softmax(torch.randn(shape, generator=g) * 2, dim=1),)
+
+
 def _classes(shape: tuple[int, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Logits (N, C, ...) and class indices."""
     g = _generator()
@@ -220,6 +226,13 @@ def groups(quick: bool = False, compile_peers: bool = True) -> list[Group]:
             Case("focalkit softmax_focal_loss (anchor)",
                  lambda x, t: focalkit.softmax_focal_loss(x, t, reduction="sum"), "anchor"),
             Case("F.cross_entropy (anchor)", lambda x, t: F.cross_entropy(x, t, reduction="sum"), "anchor"),
+        ]),
+        Group("softmax_focal_loss (class probabilities)", (n // 8, 64), _probabilities, [
+            *_focalkit(lambda x, q: focalkit.softmax_focal_loss(x, q, alpha=0.25, reduction="sum")),
+            *_with_peer("Keras categorical_focal_crossentropy(from_logits=True)",
+                        lambda x, q: peers.keras_categorical_focal_crossentropy(x, q).sum(), compile_peers),
+            Case("F.cross_entropy, probability targets (anchor)", lambda x, q: F.cross_entropy(x, q, reduction="sum"),
+                 "anchor"),
         ]),
         Group("dice_focal_loss (softmax, class indices)", (2 if quick else 8, 4, 128, 128), _classes, [
             *_focalkit(lambda x, t: focalkit.dice_focal_loss(x, t)),

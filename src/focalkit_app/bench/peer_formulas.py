@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["mmdet_weight_reduce_loss", "mmdet_quality_focal_loss", "mmdet_quality_focal_loss_tensor_target", "mmdet_varifocal_loss", "mmdet_gaussian_focal_loss", "mmdet_distribution_focal_loss", "centernet_sigmoid", "centernet_neg_loss", "yolo_varifocal_loss", "yolo_dfl", "asl_authors_asymmetric_loss", "asl_authors_asymmetric_loss_optimized", "asl_authors_single_label", "timm_asymmetric_loss_multi_label_classic", "timm_asymmetric_loss_multi_label", "timm_poly_cross_entropy", "timm_poly_binary_cross_entropy", "paper_poly1_cross_entropy", "paper_poly1_focal_loss"]
+__all__ = ["mmdet_weight_reduce_loss", "mmdet_quality_focal_loss", "mmdet_quality_focal_loss_tensor_target", "mmdet_varifocal_loss", "mmdet_gaussian_focal_loss", "mmdet_distribution_focal_loss", "centernet_sigmoid", "centernet_neg_loss", "yolo_varifocal_loss", "yolo_dfl", "asl_authors_asymmetric_loss", "asl_authors_asymmetric_loss_optimized", "asl_authors_single_label", "timm_asymmetric_loss_multi_label_classic", "timm_asymmetric_loss_multi_label", "timm_poly_cross_entropy", "timm_poly_binary_cross_entropy", "paper_poly1_cross_entropy", "paper_poly1_focal_loss", "keras_categorical_focal_crossentropy"]
 
 
 # ---------------------------------------------------------------------------------------------- detection
@@ -327,3 +327,17 @@ def paper_poly1_focal_loss(logits, labels, epsilon, gamma=2.0, alpha=0.25):
         alpha_t = alpha * labels + (1 - alpha) * (1 - labels)
         fl = alpha_t * fl
     return fl + epsilon * torch.pow(1 - pt, gamma + 1)
+
+
+# ---------------------------------------------------------------------------------------------- soft targets
+def keras_categorical_focal_crossentropy(logits, y_true, alpha=0.25, gamma=2.0, epsilon=1e-7):
+    """Keras 3's ``categorical_focal_crossentropy(from_logits=True)`` (keras/src/losses/losses.py), written with torch
+    operations (Keras's torch back-end runs the same ones): softmax, renormalise, clip to [eps, 1 - eps], then
+    sum_c alpha (1 - p_c)^gamma (-y_c log p_c) over the last axis. Soft or one-hot ``y_true`` of the logits' shape."""
+    output = torch.softmax(logits, dim=-1)
+    output = output / output.sum(dim=-1, keepdim=True)
+    output = output.clamp(epsilon, 1.0 - epsilon)
+    cce = -y_true * torch.log(output)
+    modulating_factor = torch.pow(1.0 - output, gamma)
+    weighting_factor = modulating_factor * alpha
+    return (weighting_factor * cce).sum(dim=-1)

@@ -1,6 +1,7 @@
 """The fused CPU back-end: a C kernel (SIMD, built at install time) computing loss and gradient in one pass.
 
-It runs ``sigmoid_focal`` and ``softmax_focal`` (both also as the reduced focal loss, ``reduced_threshold``), the
+It runs ``sigmoid_focal`` and ``softmax_focal`` (both also as the reduced focal loss, ``reduced_threshold``),
+``softmax_focal_soft`` (class probabilities, or class indices with label smoothing), the
 logistic family (``quality_focal``, ``varifocal``, ``gaussian_focal``, ``asymmetric``, ``poly1_focal``: one
 elementwise kernel with a loss code, ``poly1_focal`` with epsilon >= 0 on the sigmoid focal kernel's loop),
 ``poly1_cross_entropy`` (the softmax kernel with the poly term) and the per-row ``distribution_focal`` on CPU tensors
@@ -28,6 +29,8 @@ NAME = "cpu"
 IMPLEMENTS = {
     "sigmoid_focal": ("sigmoid", ("alpha_pos", "alpha_neg", "reduced_threshold")),
     "softmax_focal": ("softmax", ("weight", "alpha", "reduced_threshold")),
+    # class probabilities, or class indices with label smoothing
+    "softmax_focal_soft": ("softmax_soft", ("class_weight",)),
     # the logistic family: one generic elementwise kernel (logistic.py), a loss code per op
     "quality_focal": ("quality", ("scores",)),
     "varifocal": ("varifocal", ("labels",)),

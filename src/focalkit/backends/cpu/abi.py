@@ -5,4 +5,4 @@
 changes.
 """
 
-ABI_VERSION = 6
+ABI_VERSION = 7

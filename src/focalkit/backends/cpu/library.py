@@ -75,6 +75,10 @@ _SIGNATURES = {
         _P, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
         _I64, _I64, _I64, _I64, _I64, _P, _P, _P, *_SCRATCH, *_PIECES,
     ],
+    "fk_softmax_soft_focal": [
+        _P, ctypes.c_int, _P, ctypes.c_int, _P, ctypes.c_float, ctypes.c_double, _I64, ctypes.c_int,
+        _I64, _I64, _I64, _I64, _I64, _P, _P, _P, *_SCRATCH, *_PIECES,
+    ],
     "fk_poly1_cross_entropy": [
         _P, ctypes.c_int, _P, _P, ctypes.c_float, _I64, ctypes.c_int, _I64, _I64, _I64, _I64, _I64, _P, _P, _P,
         *_SCRATCH, *_PIECES,

@@ -951,6 +951,176 @@ FK_EXPORT int64_t fk_poly1_cross_entropy(const void *xp, int xdt, const int64_t 
 }
 
 /* ------------------------------------------------------------------------------------------------ */
+/* Soft-target softmax focal loss (op softmax_focal_soft): per row (column (n, :, s) of (N, C, S) logits), with      */
+/* q_c the class probabilities (or the one-hot of a class index), smoothed as q (1 - ls) + ls / C, times the class   */
+/* weight w_c, and p = softmax(x), m = max_k x_k, top its first index, e_c = exp(x_c - m),                           */
+/* S' = sum_{c != top} e_c, S = 1 + S', log S = log1p(S'):                                                           */
+/*   log p_c = x_c - m - log S,  u_c = 1 - p_c (S' / S for top: no cancellation when one class dominates),          */
+/*   L = sum_c q_c w_c u_c^g (-log p_c),                                                                             */
+/*   B_c = q_c w_c u_c^g (1 - g p_c log p_c / u_c)  (log p_c / u_c -> -1 where u_c = 0),                              */
+/*   dL/dx_j = p_j sum_c B_c - B_j                                                                                   */
+/* (pytorch/softmax.py forward_soft, whose u^g is exp(g log max(S'_c, FLT_MIN) - g log S): the same clamp here).     */
+/* The row is gathered into float buffers (xr, qr, er, br: 4 C floats of scratch), so any S and dtype share one loop. */
+
+/* u^g for u in [0, 1]: 1 for g = 0, u u for g = 2, else exp(g log max(u, FLT_MIN)). */
+static inline __attribute__((always_inline)) float fk_soft_power(float u, float g, const int square) {
+    if (square) return u * u;
+    float lu = fk_log(u > 1.17549435e-38f ? u : 1.17549435e-38f);
+    return g == 0.0f ? 1.0f : fk_exp(g * lu);
+}
+
+/* The weighted, smoothed target of class c: (t_c (1 - ls) + ls / C) w_c, with t_c = tr[c] (class probabilities)
+ * or [c = ti] (index != 0: a class index). */
+static inline __attribute__((always_inline)) float fk_soft_target(const float *tr, int64_t ti, int64_t c, float keep,
+                                                                 float spread, const float *wt, const int index,
+                                                                 const int weighted) {
+    float t = index ? (c == ti ? 1.0f : 0.0f) : tr[c];
+    float q = t * keep + spread;
+    return weighted ? q * wt[c] : q;
+}
+
+/* One row: logits xr, targets tr (or class index ti), returns the loss; with br != NULL also writes the gradient to
+ * gr (may alias er). er, br: C floats of scratch. The largest logit's u is S' / S, S' the sum over the other classes
+ * (tied maxima count 1 each), so no index of the maximum is needed. */
+static inline __attribute__((always_inline)) float
+fk_softmax_soft_row(int64_t C, const float *restrict xr, const float *tr, int64_t ti, float keep, float spread,
+                    const float *wt, float g, const int square, const int index, const int weighted, float *er,
+                    float *br, float *gr) {
+    float m = xr[0];
+    int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (int64_t c = 0; c < C; c++) {
+        m = xr[c] > m ? xr[c] : m;
+        nan |= xr[c] != xr[c];
+    }
+    float rest = 0.0f, ties = 0.0f; /* S' = sum of e_c below the maximum + (number of maxima - 1) */
+#pragma omp simd reduction(+ : rest, ties)
+    for (int64_t c = 0; c < C; c++) {
+        float e = fk_exp_neg(xr[c] - m);
+        er[c] = e;
+        rest += xr[c] == m ? 0.0f : e;
+        ties += xr[c] == m ? 1.0f : 0.0f;
+    }
+    rest += ties - 1.0f; /* (ties - 1 is 0 without a tie: S' keeps its relative accuracy when it is tiny) */
+    if (nan) rest = NAN; /* a NaN logit makes the row's loss and gradient NaN (fk_exp_neg maps NaN to 0) */
+    /* log1p(S'): S' in [0, C - 1]; above 1, 1 + S' rounds to 2^-24 relative, 2^-24 / log 2 of the log */
+    const float ls = rest <= 1.0f ? fk_log1p01(rest) : fk_log(1.0f + rest);
+    const float inv = 1.0f / (1.0f + rest), utop = rest * inv;
+    float loss = 0.0f, sumb = 0.0f;
+    if (br == NULL) {
+#pragma omp simd reduction(+ : loss)
+        for (int64_t c = 0; c < C; c++) {
+            float q = fk_soft_target(tr, ti, c, keep, spread, wt, index, weighted);
+            float lp = (xr[c] - m) - ls;
+            float u = xr[c] == m ? utop : 1.0f - er[c] * inv;
+            loss += q == 0.0f ? 0.0f : q * fk_soft_power(u, g, square) * -lp;
+        }
+        return loss;
+    }
+    float sumb_low = 0.0f; /* sum of B_c over the classes below the maximum */
+#pragma omp simd reduction(+ : loss, sumb, sumb_low)
+    for (int64_t c = 0; c < C; c++) {
+        float q = fk_soft_target(tr, ti, c, keep, spread, wt, index, weighted);
+        float lp = (xr[c] - m) - ls;
+        float p = er[c] * inv;
+        float u = xr[c] == m ? utop : 1.0f - p;
+        float wu = q * fk_soft_power(u, g, square);
+        float ratio = u > 0.0f ? lp / (u > 0.0f ? u : 1.0f) : -1.0f;
+        float b = q == 0.0f ? 0.0f : wu * (1.0f - g * p * ratio);
+        loss += q == 0.0f ? 0.0f : wu * -lp;
+        br[c] = b;
+        sumb += b;
+        sumb_low += xr[c] == m ? 0.0f : b;
+    }
+    /* a single maximum: p sum B - B = p sum_{c != top} B_c - B u, with u = S' / S, which does not cancel when p -> 1
+     * (-u for a one-hot target at gamma = 0) */
+    const int single = ties == 1.0f;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+        float p = er[c] * inv;
+        gr[c] = (single && xr[c] == m) ? p * sumb_low - br[c] * utop : p * sumb - br[c];
+    }
+    return loss;
+}
+
+/* the row loop specialised on (gamma == 2, class-index target, class weight) */
+#define FK_SOFT_ROW(SQ, IX, WT) loss = fk_softmax_soft_row(C, x, t, ti, keep, spread, wt, gamma, SQ, IX, WT, er, b, gr)
+static int64_t fk_softmax_soft_driver(const void *xp, int xdt, const void *tp, int tdt, const float *wt, float gamma,
+                                      double smoothing, int64_t ignore_index, int has_ignore, int64_t C, int64_t S,
+                                      int64_t start, int64_t end, float *loss_out, void *grad_out, double *block_sums,
+                                      float *scratch) {
+    float *xr = scratch, *tr = scratch + C, *er = scratch + 2 * C, *br = scratch + 3 * C;
+    const int want_grad = grad_out != NULL;
+    const float keep = (float)(1.0 - smoothing), spread = (float)(smoothing / (double)C);
+    int64_t bad = 0; /* class indices outside [0, C) that are not ignore_index */
+    for (int64_t r = start; r < end; r++) {
+        const int64_t n = r / S, s = r - n * S, base = n * C * S + s;
+        float loss = 0.0f;
+        int64_t ti = -1;
+        const float *t = NULL;
+        int zero = 0; /* an ignored or invalid class index: loss and gradient 0 */
+        if (tdt == FK_I64) {
+            ti = ((const int64_t *)tp)[r];
+            if (has_ignore && ti == ignore_index) zero = 1;
+            else if (ti < 0 || ti >= C) { bad++; zero = 1; }
+        } else if (S == 1 && tdt == FK_F32) {
+            t = (const float *)tp + base;
+        } else {
+            if (S == 1) fk_load(tp, tdt, base, (int)C, tr);
+            else for (int64_t c = 0; c < C; c++) fk_load(tp, tdt, base + c * S, 1, tr + c);
+            t = tr;
+        }
+        const int direct = want_grad && S == 1 && xdt == FK_F32 && !zero; /* the gradient written in place */
+        if (!zero) {
+            const float *x = xr;
+            if (S == 1 && xdt == FK_F32) x = (const float *)xp + base;
+            else if (S == 1) fk_load(xp, xdt, base, (int)C, xr);
+            else for (int64_t c = 0; c < C; c++) fk_load(xp, xdt, base + c * S, 1, xr + c);
+            float *gr = direct ? (float *)grad_out + base : er;
+            float *b = want_grad ? br : NULL;
+            const int code = (gamma == 2.0f ? 4 : 0) | (t == NULL ? 2 : 0) | (wt != NULL ? 1 : 0);
+            switch (code) {
+            case 0: FK_SOFT_ROW(0, 0, 0); break;
+            case 1: FK_SOFT_ROW(0, 0, 1); break;
+            case 2: FK_SOFT_ROW(0, 1, 0); break;
+            case 3: FK_SOFT_ROW(0, 1, 1); break;
+            case 4: FK_SOFT_ROW(1, 0, 0); break;
+            case 5: FK_SOFT_ROW(1, 0, 1); break;
+            case 6: FK_SOFT_ROW(1, 1, 0); break;
+            default: FK_SOFT_ROW(1, 1, 1); break;
+            }
+        } else if (want_grad) {
+            for (int64_t c = 0; c < C; c++) er[c] = 0.0f;
+        }
+        if (want_grad && !direct) {
+            if (S == 1) fk_store(grad_out, xdt, base, (int)C, er);
+            else for (int64_t c = 0; c < C; c++) fk_store(grad_out, xdt, base + c * S, 1, er + c);
+        }
+        if (loss_out) loss_out[r] = loss;
+        if (block_sums) block_sums[r / FK_BLOCK] += (double)loss;
+    }
+    return bad;
+}
+
+/*
+ * Soft-target softmax focal loss over rows [start, end) of logits viewed as (N, C, S) (row r = n S + s).
+ * tdt: FK_F32/FK_F16/FK_BF16 (class probabilities of the logits' shape) or FK_I64 (class indices, shape (N, S);
+ * ignore_index rows and indices outside [0, C) give loss and gradient 0, the latter counted in the return value).
+ * wt: per-class weight (C,) or NULL; smoothing: label smoothing ls in [0, 1]. scratch: 4 C floats per thread
+ * (scratch_stride apart). The other arguments are those of fk_softmax_focal.
+ */
+FK_EXPORT int64_t fk_softmax_soft_focal(const void *xp, int xdt, const void *tp, int tdt, const float *wt, float gamma,
+                                        double smoothing, int64_t ignore_index, int has_ignore, int64_t N, int64_t C,
+                                        int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
+                                        double *block_sums, float *scratch, int64_t scratch_stride, int threads,
+                                        int64_t piece) {
+    (void)N;
+    FK_PIECES(start, end, threads, piece,
+              fk_softmax_soft_driver(xp, xdt, tp, tdt, wt, gamma, smoothing, ignore_index, has_ignore, C, S, s, e,
+                                     loss_out, grad_out, block_sums, scratch + tid * scratch_stride));
+}
+
+/* ------------------------------------------------------------------------------------------------ */
 /* The logistic family: per-element losses of p = sigmoid(x) and a target y in [0, 1] (ops           */
 /* quality_focal, varifocal, gaussian_focal, asymmetric, poly1_focal). One kernel; the loss code picks */
 /* a compile-time specialised loop (FK_FAM_DEFINE), the logistic quantities are formed once:          */
