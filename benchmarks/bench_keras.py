@@ -1,8 +1,8 @@
 """Benchmark of focalkit.keras against Keras's built-in focal losses, forward + backward, on each Keras back-end.
 
 Usage: python benchmarks/bench_keras.py [--binary-shape 524288 8] [--categorical-shape 65536 64] [--threads 1]
-       [--min-time 1.0] [--backends torch jax tensorflow] [--out DIR] [--allow-busy]
-Writes DIR/bench_keras.json and DIR/bench_keras.md (default DIR: benchmarks/results/cpu).
+       [--min-time 1.0] [--backends torch jax tensorflow] [--out DIR] [--name NAME] [--allow-busy]
+Writes DIR/NAME.json and DIR/NAME.md (defaults: benchmarks/results/cpu, bench_keras).
 
 Method:
 
@@ -248,6 +248,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--name", default="bench_keras", help="base name of the result files")
     parser.add_argument("--allow-busy", action="store_true", help="write the results even on a busy machine")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per back-end subprocess")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -275,8 +276,8 @@ def main(argv: list[str]) -> int:
         "backends": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_keras.json").write_text(json.dumps(doc, indent=1))
-    (args.out / "bench_keras.md").write_text(_markdown(doc))
+    (args.out / f"{args.name}.json").write_text(json.dumps(doc, indent=1))
+    (args.out / f"{args.name}.md").write_text(_markdown(doc))
     print(_markdown(doc))
     return 0 if all(not r.get("error") for r in results) else 1
 

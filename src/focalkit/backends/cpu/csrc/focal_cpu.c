@@ -819,6 +819,18 @@ fk_softmax_row_sums(int64_t C, const float *restrict xr, int64_t ti, const int s
  * thread).
  * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss.
  */
+/* A per-row loss added to its sum block (block_sums[r / FK_BLOCK]) through the running partial *acc, written once
+ * per block (after its last row, or the range's): threads run neighbouring blocks, whose entries share a cache line,
+ * so a write per row bounces that line between them (measured: the soft-target kernel gained nothing from a second
+ * thread that way). The same additions in the same order as adding each row to the zeroed entry. */
+static inline void fk_row_sum(double *block_sums, int64_t r, int64_t end, double v, double *acc) {
+    *acc += v;
+    if ((r + 1) % FK_BLOCK == 0 || r + 1 == end) {
+        block_sums[r / FK_BLOCK] += *acc;
+        *acc = 0.0;
+    }
+}
+
 static int64_t fk_softmax_driver(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
                                  const fk_reduced red, float eps, int64_t ignore_index, int has_ignore, int64_t C,
                                  int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
@@ -834,6 +846,7 @@ static int64_t fk_softmax_driver(const void *xp, int xdt, const int64_t *tp, con
         /* batches of rows: per row the vectorised sums (fk_softmax_row_sums), then the tail across the batch */
         const int64_t R = fk_row_batch(C);
         float *xrows = scratch, *erows = scratch + R * C;
+        double block_acc = 0.0;
         float m[FK_CHUNK], ssum[FK_CHUNK], sp[FK_CHUNK], xt[FK_CHUNK], wr[FK_CHUNK];
         for (int64_t r0 = start; r0 < end; r0 += R) {
             const int nr = (int)((end - r0) < R ? (end - r0) : R);
@@ -863,7 +876,7 @@ static int64_t fk_softmax_driver(const void *xp, int xdt, const int64_t *tp, con
             for (int i = 0; i < nr; i++) {
                 const int64_t r = r0 + i;
                 if (loss_out) loss_out[r] = loss[i];
-                if (block_sums) block_sums[r / FK_BLOCK] += (double)loss[i];
+                if (block_sums) fk_row_sum(block_sums, r, end, (double)loss[i], &block_acc);
             }
             if (want_grad) {
                 for (int i = 0; i < nr; i++) {
@@ -1053,6 +1066,7 @@ static int64_t fk_softmax_soft_driver(const void *xp, int xdt, const void *tp, i
     const int want_grad = grad_out != NULL;
     const float keep = (float)(1.0 - smoothing), spread = (float)(smoothing / (double)C);
     int64_t bad = 0; /* class indices outside [0, C) that are not ignore_index */
+    double block_acc = 0.0;
     for (int64_t r = start; r < end; r++) {
         const int64_t n = r / S, s = r - n * S, base = n * C * S + s;
         float loss = 0.0f;
@@ -1097,7 +1111,7 @@ static int64_t fk_softmax_soft_driver(const void *xp, int xdt, const void *tp, i
             else for (int64_t c = 0; c < C; c++) fk_store(grad_out, xdt, base + c * S, 1, er + c);
         }
         if (loss_out) loss_out[r] = loss;
-        if (block_sums) block_sums[r / FK_BLOCK] += (double)loss;
+        if (block_sums) fk_row_sum(block_sums, r, end, (double)loss, &block_acc);
     }
     return bad;
 }
@@ -1633,6 +1647,7 @@ static int64_t fk_distribution_focal_range(const void *xp, int xdt, const void *
     const float nan = fk_asfloat(0x7fc00000);
     int64_t bad = 0;
     float *row = scratch, *ex = scratch + C; /* the row's logits, then exp(x_k - m) and the gradient */
+    double block_acc = 0.0;
     for (int64_t r = start; r < end; r++) {
         int64_t n = r / S, s = r - n * S;
         float y;
@@ -1663,7 +1678,7 @@ static int64_t fk_distribution_focal_range(const void *xp, int xdt, const void *
         float li = -(wl * ((row[il] - m) - ls) + wr * ((row[ir] - m) - ls));
         li = finite ? li : nan;
         if (loss_out) loss_out[r] = li;
-        if (block_sums) block_sums[r / FK_BLOCK] += (double)li;
+        if (block_sums) fk_row_sum(block_sums, r, end, (double)li, &block_acc);
         if (want_grad) {
             float w = wl + wr, inv = 1.0f / (1.0f + others);
             for (int64_t k = 0; k < C; k++) ex[k] = finite ? w * (ex[k] * inv) : nan;
