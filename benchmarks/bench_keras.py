@@ -22,6 +22,10 @@ Method:
   ``SparseCategoricalFocalLoss`` on the categorical inputs (Keras has no sparse focal loss).
 - Saved residuals (PyTorch back-end): the bytes of the tensors autograd saves for the backward pass, counted with
   ``torch.autograd.graph.saved_tensors_hooks`` as unique storages, in units of the logits' size.
+- Allocator: ``--allocator steady`` (the default, as ``focalkit bench``) keeps freed memory mapped between
+  repetitions in every worker (:mod:`focalkit_app.bench.allocator`): without it the closed forms' eager torch
+  operations, each allocating a logits-sized tensor, flipped between a fast and a slow mode (measured: the binary
+  closed form on torch at 125 ms in one run and 240 ms in the next, same code).
 - Quietness: :mod:`focalkit_app.bench.quiet` measures the machine before and after; on a busy machine the run is
   refused (exit status 3, nothing written) unless ``--allow-busy``, which writes the results marked as busy.
 """
@@ -165,6 +169,9 @@ def _time_tensorflow(loss_fn: Any, x_np: Any, y_np: Any, min_time: float) -> dic
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Time every implementation on this process's Keras back-end (``KERAS_BACKEND``); the JSON-ready rows."""
+    from focalkit_app.bench import allocator
+
+    allocation = allocator.configure(args.allocator)  # before any tensor of the run is allocated
     import keras
 
     import focalkit.keras as fk
@@ -190,7 +197,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                 timing = _time_tensorflow(loss_fn, x, y, args.min_time)
             rows.append({"backend": backend, "case": case, "shape": list(shapes[case]), "impl": name, **timing})
             print(f"{backend:10s} {case:18s} {name:22s} {timing['median_s'] * 1e3:9.2f} ms", file=sys.stderr)
-    return {"backend": backend, "keras": keras.__version__, "rows": rows}
+    return {"backend": backend, "keras": keras.__version__, "allocator": allocation, "rows": rows}
 
 
 # ------------------------------------------------------------------------------------------------ parent side
@@ -200,6 +207,7 @@ def _run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
                             "intra_op_parallelism_threads=1").strip()
     command = [sys.executable, __file__, "--worker", "--threads", str(args.threads), "--min-time", str(args.min_time),
+               "--allocator", args.allocator,
                "--binary-shape", *map(str, args.binary_shape), "--categorical-shape", *map(str, args.categorical_shape)]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
     sys.stderr.write(proc.stderr[-4000:] if proc.returncode else "".join(
@@ -217,6 +225,8 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"{doc['meta']['threads']} thread(s), Keras {doc['meta'].get('keras', '?')}). Median time of one forward + "
         "backward (first-third quartile); `vs Keras` is the focalkit time over the built-in's on the same back-end; "
         "saved: tensors kept for the backward pass (PyTorch back-end), in logits' sizes.",
+        "",
+        f"Allocator: {doc['meta'].get('allocator', 'not recorded (the C library defaults)')}.",
         "",
     ]
     if doc["quiet"]["reasons"]:
@@ -249,6 +259,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--name", default="bench_keras", help="base name of the result files")
+    parser.add_argument("--allocator", choices=("steady", "system"), default="steady",
+                        help="steady: freed memory stays mapped between repetitions (focalkit_app.bench.allocator)")
     parser.add_argument("--allow-busy", action="store_true", help="write the results even on a busy machine")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per back-end subprocess")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -270,7 +282,7 @@ def main(argv: list[str]) -> int:
     doc = {
         "meta": {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                  "platform": platform.platform(), "python": platform.python_version(), "threads": args.threads,
-                 "min_time_s": args.min_time,
+                 "min_time_s": args.min_time, "allocator": args.allocator,
                  "keras": next((r.get("keras") for r in results if r.get("keras")), None)},
         "quiet": {"before": before, "after": after, "reasons": reasons},
         "backends": results,

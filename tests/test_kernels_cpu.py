@@ -358,6 +358,13 @@ print(json.dumps({"isa": cpu_lib.isa(), "sig": a[0].tolist(), "sig_grad": a[1].t
 
 
 # ------------------------------------------------------------------------------------------------ threads
+def test_per_thread_scratch_regions_start_on_their_own_cache_line():
+    """Two threads' scratch regions never share a 64-byte line (a shared line is rewritten by both on every row)."""
+    for floats in (1, 15, 16, 17, 34, 20, 256, 16200):
+        stride = cpu_lib.scratch_stride(floats)
+        assert stride >= floats and stride % 16 == 0 and stride - floats < 16
+
+
 def test_kernels_share_torchs_openmp_runtime():
     """On Linux the OpenMP build resolves libgomp.so.1 to the copy torch's wheel ships and loaded: no second
     libgomp.so.1 is mapped, and the kernels' pieces run on torch's runtime. (Other libraries may map runtimes of their
@@ -381,10 +388,14 @@ g = torch.Generator().manual_seed(3)
 x = torch.randn(300000, 2, generator=g) * 3; y = (torch.rand(300000, 2, generator=g) < 0.1).float()
 xs = torch.randn(70000, 5, generator=g) * 3; ts = torch.randint(0, 5, (70000,), generator=g)
 xg = torch.randn(2, 3, 300, 300, generator=g); tg = torch.randint(0, 3, (2, 300, 300), generator=g)
+qs = torch.softmax(torch.randn(70000, 5, generator=g), 1)
+xd = torch.randn(70000, 17, generator=g); td = torch.rand(70000, generator=g) * 15.9
 out = {"threads": cpu_lib.threads_backend()}
 for name, (inp, fn) in {
     "sigmoid": (x, lambda v: focalkit.sigmoid_focal_loss(v, y, reduction="sum")),
     "softmax": (xs, lambda v: focalkit.softmax_focal_loss(v, ts, reduction="sum")),
+    "softmax_soft": (xs, lambda v: focalkit.softmax_focal_loss(v, qs, reduction="sum")),
+    "distribution": (xd, lambda v: focalkit.distribution_focal_loss(v, td, reduction="sum")),
     "dice_focal": (xg, lambda v: focalkit.dice_focal_loss(v, tg)),
 }.items():
     v = inp.clone().requires_grad_(True)
@@ -408,5 +419,5 @@ def test_openmp_and_python_pool_give_identical_results():
         assert out.returncode == 0, out.stderr
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     assert results["pool"]["threads"] == "pool"
-    for name in ("sigmoid", "softmax", "dice_focal"):
+    for name in ("sigmoid", "softmax", "softmax_soft", "distribution", "dice_focal"):
         assert results["default"][name] == results["pool"][name], name

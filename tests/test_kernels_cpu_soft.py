@@ -90,12 +90,10 @@ def test_probability_targets_match_reference(shape, dtype, gamma):
         torch.testing.assert_close(total.double(), ref_loss.sum(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", [shape for shape in SHAPES if shape[1] > 0])  # class indices need a class
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 1.0])
 def test_index_targets_with_label_smoothing_match_reference(shape, dtype, label_smoothing):
-    if shape[1] == 0:
-        pytest.skip("class indices need at least one class")
     x, _, index, weight = _inputs(shape, dtype, seed=7)
     loss, grad = soft_forward(x, index, class_weight=weight, gamma=2.0, label_smoothing=label_smoothing,
                               ignore_index=-100)

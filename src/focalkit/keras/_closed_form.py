@@ -68,10 +68,9 @@ def _fused_on_tensorflow(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     TensorFlow runs each of the closed form's ~40 element-wise operations as its own pass over the logits (no fusion
     without XLA), JAX fuses them under ``jit``, PyTorch has focalkit's own kernels; compiled with
-    ``tf.function(jit_compile=True)`` the whole closed form is one fused loop (measured on one CPU thread, (524288, 8)
-    binary logits, forward + backward: 37 ms against 87 ms unfused and Keras's built-in 66 ms). XLA compiles once per
-    input shape and dtype (and per value of the Python arguments, gamma and a numeric alpha); without XLA in the
-    TensorFlow build the function runs unfused.
+    ``tf.function(jit_compile=True)`` the whole closed form is one fused loop (``benchmarks/bench_keras.py`` times it
+    against Keras's built-in losses). XLA compiles once per input shape and dtype (and per value of the Python
+    arguments, gamma and a numeric alpha); without XLA in the TensorFlow build the function runs unfused.
     """
     compiled: list[Callable[..., Any]] = []
 

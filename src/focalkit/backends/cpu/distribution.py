@@ -82,9 +82,11 @@ def forward(logits: Tensor, targets: Tensor, *, ignore_index: int | None = None,
     gp = grad.data_ptr() if grad is not None else None
     sp = sums.data_ptr() if sums is not None else None
 
+    stride = cpu_lib.scratch_stride(2 * c)  # 2 C floats per thread
+
     def work(start: int, end: int, threads: int, piece: int) -> int:
-        scratch = cpu_lib.scratch_pointer(2 * c * threads)  # 2 C floats per thread
-        return lib.fk_distribution_focal(xp, xdt, tp, tdt, n, c, s, start, end, lp, gp, sp, scratch, 2 * c, threads,
+        scratch = cpu_lib.scratch_pointer(stride * threads)
+        return lib.fk_distribution_focal(xp, xdt, tp, tdt, n, c, s, start, end, lp, gp, sp, scratch, stride, threads,
                                          piece)
 
     # parallelise over rows; a row costs about n + 1 elements of work

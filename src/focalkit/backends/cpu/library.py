@@ -31,7 +31,7 @@ import torch
 from .abi import ABI_VERSION
 
 __all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel_for", "load_error", "row_batch",
-           "scratch_pointer", "threads_backend"]
+           "scratch_pointer", "scratch_stride", "threads_backend"]
 
 
 CHUNK = 256  # must match FK_CHUNK in focal_cpu.c
@@ -239,6 +239,13 @@ def row_batch(classes: int) -> int:
 
 
 _SCRATCH = threading.local()
+
+
+def scratch_stride(floats: int) -> int:
+    """Floats between two threads' scratch regions for ``floats`` floats each: rounded up to whole 64-byte cache
+    lines. Regions that share a line make the threads bounce it on every write (measured: the distribution focal
+    loss, 34 floats per thread, ran about 2x slower on two threads than on one)."""
+    return -(-max(floats, 1) // 16) * 16
 
 
 def scratch_pointer(floats: int) -> int:

@@ -123,7 +123,7 @@ def run_rows(kernel: Callable[..., int], logits: Tensor, targets: Tensor, row_we
     lp = loss.data_ptr() if loss is not None else None
     gp = grad.data_ptr() if grad is not None else None
     sp = sums.data_ptr() if sums is not None else None
-    scratch_len = 2 * c * (cpu_lib.CHUNK if s > 1 else cpu_lib.row_batch(c))
+    scratch_len = cpu_lib.scratch_stride(2 * c * (cpu_lib.CHUNK if s > 1 else cpu_lib.row_batch(c)))
 
     def work(start: int, end: int, threads: int, piece: int) -> int:
         scratch = cpu_lib.scratch_pointer(scratch_len * threads)  # scratch_len floats per thread

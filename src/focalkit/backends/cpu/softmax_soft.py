@@ -111,10 +111,12 @@ def forward(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None = No
     sp = sums.data_ptr() if sums is not None else None
     g, ls = float(gamma), float(label_smoothing)
 
+    stride = cpu_lib.scratch_stride(4 * c)  # 4 C floats per thread
+
     def work(start: int, end: int, threads: int, piece: int) -> int:
-        scratch = cpu_lib.scratch_pointer(4 * c * threads)  # 4 C floats per thread
+        scratch = cpu_lib.scratch_pointer(stride * threads)
         return lib.fk_softmax_soft_focal(xp, xdt, tp, tdt, wp, g, ls, ign, int(has_ignore), n, c, s, start, end, lp,
-                                         gp, sp, scratch, 4 * c, threads, piece)
+                                         gp, sp, scratch, stride, threads, piece)
 
     # parallelise over rows; a row costs about C elements of work
     bad = cpu_lib.parallel_for(rows, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // c))
