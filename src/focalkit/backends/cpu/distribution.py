@@ -73,14 +73,10 @@ def forward(logits: Tensor, targets: Tensor, *, ignore_index: int | None = None,
     if t.numel() != rows:
         raise argument_error("targets", f"{rows} targets (one per row of logits of shape {tuple(shape)})", f"{t.numel()}")
 
-    loss = None if reduce_sum else torch.empty(targets.shape, dtype=torch.float32)
-    grad = torch.empty(shape, dtype=x.dtype) if compute_grad else None
-    sums = torch.zeros((rows + cpu_lib.BLOCK - 1) // cpu_lib.BLOCK, dtype=torch.float64) if reduce_sum else None
+    loss, grad, sums = cpu_lib.row_outputs(tuple(targets.shape), x, rows, reduce_sum, compute_grad)
     xdt, tdt = cpu_lib.DTYPE_CODES[x.dtype], cpu_lib.DTYPE_CODES[t.dtype]
     xp, tp = x.data_ptr(), t.data_ptr()
-    lp = loss.data_ptr() if loss is not None else None
-    gp = grad.data_ptr() if grad is not None else None
-    sp = sums.data_ptr() if sums is not None else None
+    lp, gp, sp = cpu_lib.address(loss), cpu_lib.address(grad), cpu_lib.address(sums)
 
     stride = cpu_lib.scratch_stride(2 * c)  # 2 C floats per thread
 

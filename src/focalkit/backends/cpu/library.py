@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import Tensor
 
 from .abi import ABI_VERSION
 
 __all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel_for", "load_error", "row_batch",
-           "scratch_pointer", "scratch_stride", "threads_backend"]
+           "scratch_pointer", "scratch_stride", "threads_backend", "row_outputs", "address"]
 
 
 CHUNK = 256  # must match FK_CHUNK in focal_cpu.c
@@ -239,6 +240,22 @@ def row_batch(classes: int) -> int:
 
 
 _SCRATCH = threading.local()
+
+
+def row_outputs(loss_shape: tuple[int, ...], logits: Tensor, rows: int, reduce_sum: bool, compute_grad: bool
+                ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The buffers a per-row kernel writes: float32 per-row losses of ``loss_shape`` (None with ``reduce_sum``), the
+    gradient in the logits' shape and dtype (None without ``compute_grad``) and the zeroed float64 partial sums of
+    ``rows`` rows' losses, one per BLOCK rows (None without ``reduce_sum``)."""
+    loss = None if reduce_sum else torch.empty(loss_shape, dtype=torch.float32)
+    grad = torch.empty(logits.shape, dtype=logits.dtype) if compute_grad else None
+    sums = torch.zeros((rows + BLOCK - 1) // BLOCK, dtype=torch.float64) if reduce_sum else None
+    return loss, grad, sums
+
+
+def address(tensor: Tensor | None) -> int | None:
+    """A tensor's data pointer for a kernel argument, or None (NULL) for an absent one."""
+    return None if tensor is None else tensor.data_ptr()
 
 
 def scratch_stride(floats: int) -> int:

@@ -41,7 +41,7 @@ from ..._targets import ncs
 from ...value_checks import value_checks_enabled
 from . import library as cpu_lib
 
-__all__ = ["forward", "run_rows"]
+__all__ = ["forward", "raise_counted_class_indices", "run_rows"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -87,6 +87,15 @@ def forward(logits: Tensor, targets: Tensor, *, weight: Tensor | None = None, al
                     logits, targets, wt, ignore_index, reduce_sum, compute_grad)
 
 
+def raise_counted_class_indices(targets: Tensor, c: int, ignore_index: int | None, bad: int) -> None:
+    """Raise the standard error for the ``bad`` class indices outside [0, C) (not ``ignore_index``) that a per-row
+    kernel counted, when value checks are on for ``targets``; with them off, such rows gave 0."""
+    if bad and value_checks_enabled(targets):
+        check_class_indices("target", targets, 0, c - 1, ignore_index)  # the standard message
+        allowed = f"class indices in [0, {c - 1}]" + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
+        raise InvalidArgumentError(f"target: expected {allowed}, got {bad} value(s) outside (found by the CPU kernel)")
+
+
 def run_rows(kernel: Callable[..., int], logits: Tensor, targets: Tensor, row_weight: Tensor | None,
              ignore_index: int | None, reduce_sum: bool, compute_grad: bool) -> tuple[Tensor, Tensor | None]:
     """Run a per-row softmax kernel of ``csrc/focal_cpu.c`` over the columns (n, :, s) of logits viewed as (N, C, S),
@@ -111,18 +120,13 @@ def run_rows(kernel: Callable[..., int], logits: Tensor, targets: Tensor, row_we
         raise InvalidArgumentError(f"targets: expected {cols} class indices for logits of shape {tuple(shape)}, got {t.numel()}")
     wt = None if row_weight is None else row_weight.detach().to(device="cpu", dtype=torch.float32).contiguous()
 
-    loss = None if reduce_sum else torch.empty(targets.shape, dtype=torch.float32)
-    grad = torch.empty(shape, dtype=x.dtype) if compute_grad else None
-    sums = torch.zeros((cols + cpu_lib.BLOCK - 1) // cpu_lib.BLOCK, dtype=torch.float64) if reduce_sum else None
+    loss, grad, sums = cpu_lib.row_outputs(tuple(targets.shape), x, cols, reduce_sum, compute_grad)
 
     xdt = cpu_lib.DTYPE_CODES[x.dtype]
     has_ignore = ignore_index is not None
     ign = int(ignore_index) if has_ignore else 0
-    xp, tp = x.data_ptr(), t.data_ptr()
-    wp = wt.data_ptr() if wt is not None else None
-    lp = loss.data_ptr() if loss is not None else None
-    gp = grad.data_ptr() if grad is not None else None
-    sp = sums.data_ptr() if sums is not None else None
+    xp, tp, wp = x.data_ptr(), t.data_ptr(), cpu_lib.address(wt)
+    lp, gp, sp = cpu_lib.address(loss), cpu_lib.address(grad), cpu_lib.address(sums)
     scratch_len = cpu_lib.scratch_stride(2 * c * (cpu_lib.CHUNK if s > 1 else cpu_lib.row_batch(c)))
 
     def work(start: int, end: int, threads: int, piece: int) -> int:
@@ -132,10 +136,7 @@ def run_rows(kernel: Callable[..., int], logits: Tensor, targets: Tensor, row_we
 
     # parallelise over columns; a column costs about C elements of work
     bad = cpu_lib.parallel_for(cols, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // max(c, 1)))
-    if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background / 0
-        check_class_indices("target", targets, 0, c - 1, ignore_index if has_ignore else None)  # the standard message
-        allowed = f"class indices in [0, {c - 1}]" + (f" or ignore_index={ignore_index}" if has_ignore else "")
-        raise InvalidArgumentError(f"target: expected {allowed}, got {bad} value(s) outside (found by the CPU kernel)")
+    raise_counted_class_indices(targets, c, ignore_index if has_ignore else None, bad)
     if reduce_sum:
         loss = sums.sum().to(torch.float32)
     return loss, grad

@@ -37,10 +37,9 @@ import torch
 from torch import Tensor
 
 from ...errors import InvalidArgumentError
-from ..._checks import check_class_indices
 from ..._targets import ncs
-from ...value_checks import value_checks_enabled
 from . import library as cpu_lib
+from .softmax import raise_counted_class_indices
 
 __all__ = ["forward"]
 
@@ -99,16 +98,11 @@ def forward(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None = No
     if class_weight is not None:
         wt = class_weight.detach().to(device="cpu", dtype=torch.float32).contiguous().reshape(c)
 
-    loss = None if reduce_sum else torch.empty((shape[0], *shape[2:]), dtype=torch.float32)
-    grad = torch.empty(shape, dtype=x.dtype) if compute_grad else None
-    sums = torch.zeros((rows + cpu_lib.BLOCK - 1) // cpu_lib.BLOCK, dtype=torch.float64) if reduce_sum else None
+    loss, grad, sums = cpu_lib.row_outputs((shape[0], *shape[2:]), x, rows, reduce_sum, compute_grad)
     xdt, tdt = cpu_lib.DTYPE_CODES[x.dtype], cpu_lib.DTYPE_CODES[t.dtype]
     ign = int(ignore_index) if has_ignore else 0
-    xp, tp = x.data_ptr(), t.data_ptr()
-    wp = wt.data_ptr() if wt is not None else None
-    lp = loss.data_ptr() if loss is not None else None
-    gp = grad.data_ptr() if grad is not None else None
-    sp = sums.data_ptr() if sums is not None else None
+    xp, tp, wp = x.data_ptr(), t.data_ptr(), cpu_lib.address(wt)
+    lp, gp, sp = cpu_lib.address(loss), cpu_lib.address(grad), cpu_lib.address(sums)
     g, ls = float(gamma), float(label_smoothing)
 
     stride = cpu_lib.scratch_stride(4 * c)  # 4 C floats per thread
@@ -120,10 +114,7 @@ def forward(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None = No
 
     # parallelise over rows; a row costs about C elements of work
     bad = cpu_lib.parallel_for(rows, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // c))
-    if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows give 0
-        check_class_indices("target", targets, 0, c - 1, ignore_index if has_ignore else None)  # the standard message
-        allowed = f"class indices in [0, {c - 1}]" + (f" or ignore_index={ignore_index}" if has_ignore else "")
-        raise InvalidArgumentError(f"target: expected {allowed}, got {bad} value(s) outside (found by the CPU kernel)")
+    raise_counted_class_indices(targets, c, ignore_index if has_ignore else None, bad)
     if reduce_sum:
         loss = sums.sum().to(torch.float32)
     return loss, grad
