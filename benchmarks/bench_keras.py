@@ -24,8 +24,8 @@ Method:
   ``torch.autograd.graph.saved_tensors_hooks`` as unique storages, in units of the logits' size.
 - Allocator: ``--allocator steady`` (the default, as ``focalkit bench``) keeps freed memory mapped between
   repetitions in every worker (:mod:`focalkit_app.bench.allocator`): without it the closed forms' eager torch
-  operations, each allocating a logits-sized tensor, flipped between a fast and a slow mode (measured: the binary
-  closed form on torch at 125 ms in one run and 240 ms in the next, same code).
+  operations, each allocating a logits-sized tensor, flipped between a fast and a slow mode about 2x apart from one
+  run to the next (same code; ``--allocator system`` shows it).
 - Quietness: :mod:`focalkit_app.bench.quiet` measures the machine before and after; on a busy machine the run is
   refused (exit status 3, nothing written) unless ``--allow-busy``, which writes the results marked as busy.
 """
