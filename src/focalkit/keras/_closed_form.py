@@ -288,10 +288,9 @@ def soft_softmax_loss_with_gradient(x: Any, y: Any, gamma: float, alpha: float |
 
     On the PyTorch back-end this is :func:`focalkit.softmax_focal_loss` with class probabilities (its
     ``softmax_focal_soft`` op: the fused C kernel for CPU tensors, the PyTorch closed form elsewhere), which smooths
-    and weights the targets itself: the
-    forward pass computes the loss only and keeps just the logits and targets the caller holds anyway, and the
-    backward pass recomputes the closed-form gradient in one pass; its second derivative is exact (the op's double
-    backward differentiates the loss's log-space composition). On the other back-ends:
+    and weights the targets itself: the forward pass computes the loss only and keeps just the logits and targets the
+    caller holds anyway, and the backward pass recomputes the closed-form gradient in one pass; its second derivative
+    is exact (the op's double backward differentiates the loss's log-space composition). On the other back-ends:
     :func:`soft_softmax_loss_and_grad` joined by :func:`attach_row_gradient` (second derivative 0).
 
     Args:

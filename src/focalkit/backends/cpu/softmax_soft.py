@@ -16,7 +16,7 @@ float32, with q the targets smoothed as q (1 - ls) + ls / C and multiplied by th
 
 (:math:`\log p_c / u_c \to -1` where u_c = 0). u of the largest class is formed from S' (never as 1 - p), so the
 loss and gradient keep their accuracy when one class dominates; ``u^gamma`` is ``exp(gamma log max(u, FLT_MIN))``
-(``u * u`` for gamma = 2), the PyTorch back-end's clamp. One exp per logit. A NaN logit makes its row NaN; classes
+(``u * u`` for gamma = 2; the PyTorch back-end clamps S' instead, a difference below FLT_MIN^gamma). One exp per logit. A NaN logit makes its row NaN; classes
 whose weighted target is 0 add nothing (also where their log-probability is -inf). Ignored rows (``ignore_index``,
 class-index targets) give 0 loss and 0 gradient; class indices outside [0, C) count as invalid and raise the
 standard error when value checks are on.

@@ -811,14 +811,6 @@ fk_softmax_row_sums(int64_t C, const float *restrict xr, int64_t ti, const int s
     *sp_out = sp;
 }
 
-/*
- * Softmax focal loss over columns [start, end) of the (N * S) flat columns. wt: combined per-class weight
- * alpha[c] * weight[c] (C,) or NULL. loss_out: per-column float32 (N, S) or NULL. grad_out: logits-shaped
- * in dtype xdt or NULL. block_sums: block_sums[b] += column losses of global column block b = col / FK_BLOCK.
- * scratch: 2 * C * fk_row_batch(C) floats (S == 1) or 2 * C * FK_CHUNK floats (S > 1) owned by the caller (one per
- * thread).
- * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss.
- */
 /* A per-row loss added to its sum block (block_sums[r / FK_BLOCK]) through the running partial *acc, written once
  * per block (after its last row, or the range's): threads run neighbouring blocks, whose entries share a cache line,
  * so a write per row bounces that line between them (measured: the soft-target kernel gained nothing from a second
@@ -831,6 +823,14 @@ static inline void fk_row_sum(double *block_sums, int64_t r, int64_t end, double
     }
 }
 
+/*
+ * Softmax focal loss over columns [start, end) of the (N * S) flat columns. wt: combined per-class weight
+ * alpha[c] * weight[c] (C,) or NULL. loss_out: per-column float32 (N, S) or NULL. grad_out: logits-shaped
+ * in dtype xdt or NULL. block_sums: block_sums[b] += column losses of global column block b = col / FK_BLOCK.
+ * scratch: 2 * C * fk_row_batch(C) floats (S == 1) or 2 * C * FK_CHUNK floats (S > 1) owned by the caller (one per
+ * thread).
+ * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss.
+ */
 static int64_t fk_softmax_driver(const void *xp, int xdt, const int64_t *tp, const float *wt, float gamma,
                                  const fk_reduced red, float eps, int64_t ignore_index, int has_ignore, int64_t C,
                                  int64_t S, int64_t start, int64_t end, float *loss_out, void *grad_out,
@@ -966,14 +966,15 @@ FK_EXPORT int64_t fk_poly1_cross_entropy(const void *xp, int xdt, const int64_t 
 /* ------------------------------------------------------------------------------------------------ */
 /* Soft-target softmax focal loss (op softmax_focal_soft): per row (column (n, :, s) of (N, C, S) logits), with      */
 /* q_c the class probabilities (or the one-hot of a class index), smoothed as q (1 - ls) + ls / C, times the class   */
-/* weight w_c, and p = softmax(x), m = max_k x_k, top its first index, e_c = exp(x_c - m),                           */
-/* S' = sum_{c != top} e_c, S = 1 + S', log S = log1p(S'):                                                           */
-/*   log p_c = x_c - m - log S,  u_c = 1 - p_c (S' / S for top: no cancellation when one class dominates),          */
+/* weight w_c, and p = softmax(x), m = max_k x_k, e_c = exp(x_c - m), S' = the sum of e_c below the maximum plus the */
+/* number of tied maxima less one, S = 1 + S', log S = log1p(S'):                                                    */
+/*   log p_c = x_c - m - log S,  u_c = 1 - p_c (S' / S at the maximum: no cancellation when one class dominates),   */
 /*   L = sum_c q_c w_c u_c^g (-log p_c),                                                                             */
 /*   B_c = q_c w_c u_c^g (1 - g p_c log p_c / u_c)  (log p_c / u_c -> -1 where u_c = 0),                              */
 /*   dL/dx_j = p_j sum_c B_c - B_j                                                                                   */
-/* (pytorch/softmax.py forward_soft, whose u^g is exp(g log max(S'_c, FLT_MIN) - g log S): the same clamp here).     */
-/* The row is gathered into float buffers (xr, qr, er, br: 4 C floats of scratch), so any S and dtype share one loop. */
+/* (pytorch/softmax.py forward_soft; u is clamped at FLT_MIN before its log, where that back-end clamps S'_c: the    */
+/* factors differ only below FLT_MIN^g). Rows that are not contiguous float32 are gathered into float scratch rows   */
+/* (xr, tr; er, br hold the exponentials and B: 4 C floats per thread), so any S and dtype share one loop.           */
 
 /* u^g for u in [0, 1]: 1 for g = 0, u u for g = 2, else exp(g log max(u, FLT_MIN)). */
 static inline __attribute__((always_inline)) float fk_soft_power(float u, float g, const int square) {
