@@ -97,15 +97,16 @@ def test_each_mode_saves_what_it_says(monkeypatch, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_small_inputs_store_their_gradient_beside_the_inputs(monkeypatch, backend):
-    """At most SMALL_INPUT_ELEMENTS logits: the forward pass keeps the gradient and the inputs in "recompute" mode,
-    and double backward still works (from the inputs)."""
+    """At most SMALL_INPUT_ELEMENTS logits: the forward pass computes the gradient and keeps it on the autograd
+    context (not among the saved tensors, so that the first backward can hand the buffer itself on) beside the saved
+    inputs in "recompute" mode, and double backward still works (from the inputs)."""
     monkeypatch.setenv("FOCALKIT_BACKEND", backend)
     focalkit.set_gradient_mode("recompute")
     x = X.clone().requires_grad_(True)
     storages, loss = _saved(lambda: focalkit.sigmoid_focal_loss(x, Y, reduction="sum"))
-    inputs = {x.untyped_storage().data_ptr(), Y.untyped_storage().data_ptr()}
-    assert inputs < set(storages) and len(storages) == 3
-    assert sum(v for k, v in storages.items() if k not in inputs) == x.numel() * x.element_size()
+    assert set(storages) == {x.untyped_storage().data_ptr(), Y.untyped_storage().data_ptr()}
+    kept = loss.grad_fn.small_grad
+    assert kept.shape == x.shape and kept.untyped_storage().data_ptr() not in storages
     (grad,) = torch.autograd.grad(loss, x, create_graph=True)
     (hvp,) = torch.autograd.grad(grad.sum(), x)
     monkeypatch.setenv("FOCALKIT_BACKEND", "torch")  # the float64 reference
@@ -114,6 +115,24 @@ def test_small_inputs_store_their_gradient_beside_the_inputs(monkeypatch, backen
     (hvp_r,) = torch.autograd.grad(grad_r.sum(), xr)
     torch.testing.assert_close(grad.double(), grad_r, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(hvp.double(), hvp_r, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_small_inputs_first_backward_hands_its_kept_gradient_on(monkeypatch, backend):
+    """The buffer computed in the forward pass becomes ``.grad`` itself (no copy, a "sum" with ``backward()``) and
+    the context drops it; a second backward through the retained graph recomputes the same gradient."""
+    monkeypatch.setenv("FOCALKIT_BACKEND", backend)
+    x = X.clone().requires_grad_(True)
+    loss = focalkit.sigmoid_focal_loss(x, Y, reduction="sum")
+    kept = loss.grad_fn.small_grad.data_ptr()
+    loss.backward(retain_graph=True)
+    assert x.grad.data_ptr() == kept and loss.grad_fn.small_grad is None
+    first = x.grad.clone()
+    loss.backward()
+    torch.testing.assert_close(x.grad, 2 * first)
+    loss = focalkit.sigmoid_focal_loss(x, Y, reduction="mean")
+    (mean,) = torch.autograd.grad(loss, x)
+    torch.testing.assert_close(mean, first / X.numel())
 
 
 @pytest.mark.parametrize("mode", ["recompute", "store"])

@@ -24,7 +24,12 @@ For every op of :data:`focalkit.backends.contract.OPS` this module registers ``f
 
 Outside ``torch.compile`` the same implementation and autograd formula run through a plain
 ``torch.autograd.Function`` (:class:`_EagerLoss`): it skips the custom-op dispatch (tens of microseconds per call) and
-the 1-2 s import of ``torch._dynamo`` that a custom op performs at its first call.
+the 1-2 s import of ``torch._dynamo`` that a custom op performs at its first call. A call resolves its back-end once
+(:class:`_EagerCall`: the back-end, its contract function and keyword arguments, and the choice whether the targets
+need a host scan, ``scan_targets``), and a small input (at most ``gradient_mode.SMALL_INPUT_ELEMENTS`` logits)
+computes its gradient in the forward pass; its first backward hands that buffer on and drops it (no copy), and a
+later backward through a retained graph recomputes it from the inputs, which it keeps for that and for double
+backward.
 
 Example:
     >>> x = torch.randn(8, 3, requires_grad=True); y = torch.randint(0, 2, (8, 3)).float()
@@ -34,15 +39,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from . import gradient_mode
-from .backends import get_differentiable, get_forward, resolve_backend
+from .backends import backend_counts_invalid_targets, get_differentiable, get_forward, resolve_backend
 from .backends.contract import OPS, LossOp
 from .errors import InvalidArgumentError
+from .value_checks import value_checks_enabled
 
 __all__ = ["focal_loss_op"]
 
@@ -65,26 +71,37 @@ def _run(
     spec: LossOp, logits: Tensor, targets: Tensor, tensors: Sequence[Tensor | None], scalars: Tensor | Sequence[float],
     ignore_index: int | None, reduce_sum: bool, compute_grad: bool, backend: str,
 ) -> tuple[Tensor, Tensor]:
-    """The op's implementation: resolve the back-end, call its contract function."""
-    return _run_resolved(spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, compute_grad, backend)[:2]
-
-
-def _run_resolved(
-    spec: LossOp, logits: Tensor, targets: Tensor, tensors: Sequence[Tensor | None], scalars: Tensor | Sequence[float],
-    ignore_index: int | None, reduce_sum: bool, compute_grad: bool, backend: str,
-) -> tuple[Tensor, Tensor, str]:
-    """:func:`_run`, also returning the name of the back-end that ran (the eager backward reuses it)."""
+    """The op's implementation: resolve the back-end, call its contract function (an empty gradient when none)."""
     named = dict(zip(spec.tensor_args, tensors))
     values = dict(zip(spec.scalar_args, _scalar_values(scalars)))
-    options = {k: values.pop(k, 0.0) for k in spec.optional_scalars}  # trailing optional scalars may be left out
-    options = {k: v for k, v in options.items() if v != 0}  # an option is passed only when it is on
-    name = resolve_backend(spec.name, logits, targets, {**named, **options}, backend=backend or None)
-    present = {k: v for k, v in named.items() if v is not None}
-    loss, grad = get_forward(spec.name, name)(
-        logits, targets, **present, **values, **options,
-        ignore_index=ignore_index, reduce_sum=reduce_sum, compute_grad=compute_grad,
-    )
-    return loss, (logits.new_empty(0) if grad is None else grad), name
+    _, forward, kwargs = _prepare(spec, logits, targets, named, values, ignore_index, backend)
+    loss, grad = forward(logits, targets, **kwargs, reduce_sum=reduce_sum, compute_grad=compute_grad)
+    return loss, (logits.new_empty(0) if grad is None else grad)
+
+
+# what _prepare returns: the back-end's name, its contract function and the keyword arguments for it
+_Prepared = tuple[str, Callable[..., tuple[Tensor, Tensor | None]], dict[str, object]]
+
+
+def _prepare(
+    spec: LossOp, logits: Tensor, targets: Tensor, named: Mapping[str, Tensor | None], values: Mapping[str, float],
+    ignore_index: int | None, backend: str | None,
+) -> _Prepared:
+    """Resolve the back-end of one call: its name, its contract function and the keyword arguments for it (all of
+    them but ``reduce_sum`` and ``compute_grad``): the tensors present, the scalars, the optional scalars switched on
+    (an option is passed only when it is on; one left out of ``values`` is off) and ``ignore_index``."""
+    kwargs: dict[str, object] = {k: v for k, v in named.items() if v is not None}
+    options = {}
+    for key, value in values.items():
+        if key not in spec.optional_scalars:
+            kwargs[key] = value
+        elif value != 0:
+            options[key] = value
+    name = resolve_backend(spec.name, logits, targets, {**named, **options} if options else named,
+                           backend=backend or None)
+    kwargs.update(options)
+    kwargs["ignore_index"] = ignore_index
+    return name, get_forward(spec.name, name), kwargs
 
 
 def _loss_shape(spec: LossOp, logits: Tensor, reduce_sum: bool) -> tuple[int, ...]:
@@ -102,32 +119,19 @@ def _fake(spec: LossOp, logits, targets, tensors, scalars, ignore_index, reduce_
 
 
 # --------------------------------------------------------------------------------------------- autograd formula
-def _setup_context(spec: LossOp, ctx, inputs, output, *, eager: bool = False, keep_inputs: bool = False) -> None:
+def _setup_context(spec: LossOp, ctx, inputs, output) -> None:
+    """The custom op's autograd context: the stored gradient (gradient mode "store") or the inputs."""
     logits, targets, tensors, scalars, ignore_index, reduce_sum, compute_grad, backend = inputs
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)
-    ctx.stored_grad = bool(compute_grad)  # gradient mode "store" or a small input: the forward computed the gradient
-    ctx.kept_inputs = bool(compute_grad and keep_inputs)  # a small input: its inputs too, for double backward
-    scalar_tensor = scalars if isinstance(scalars, Tensor) else None
-    if ctx.kept_inputs:
-        ctx.save_for_backward(output[1], logits, targets, scalar_tensor)
-        ctx.tensors = tuple(tensors)
-    elif compute_grad:
+    ctx.stored_grad = bool(compute_grad)  # gradient mode "store": the forward computed the gradient
+    if compute_grad:
         ctx.save_for_backward(output[1])
-        ctx.tensors = ()
-    elif eager:  # the per-class vectors (C values each, made by focalkit, no autograd history) ride on the context,
-        # as do an op's element_args (the caller's detached per-element scores / labels, held by the caller anyway)
-        ctx.save_for_backward(logits, targets, scalar_tensor)
-        ctx.tensors = tuple(tensors)
     else:
-        ctx.save_for_backward(logits, targets, scalar_tensor, *tensors)
-        ctx.tensors = None
+        ctx.save_for_backward(logits, targets, scalars, *tensors)
     ctx.spec = spec
-    ctx.eager = eager
     ctx.tensor_list_has_none = any(t is None for t in tensors)
-    ctx.scalar_values = None if scalar_tensor is not None else tuple(scalars)
     ctx.ignore_index = ignore_index
-    ctx.reduce_sum = reduce_sum
     ctx.backend = backend
 
 
@@ -135,7 +139,12 @@ def _broadcast(spec: LossOp, grad_output: Tensor, like: Tensor) -> Tensor:
     """The incoming gradient shaped to multiply a logits-shaped gradient."""
     if grad_output.ndim != 0 and spec.per_row:
         grad_output = grad_output.unsqueeze(1)
-    return grad_output.to(like.dtype)
+    return grad_output if grad_output.dtype == like.dtype else grad_output.to(like.dtype)
+
+
+def _is_cpu_one(grad_output: Tensor) -> bool:
+    """The incoming gradient is the CPU scalar 1 (``loss.backward()`` of a sum), read without a tensor operation."""
+    return grad_output.ndim == 0 and grad_output.device.type == "cpu" and grad_output.item() == 1
 
 
 def _scaled(spec: LossOp, grad: Tensor, grad_output: Tensor, *, owned: bool = False) -> Tensor:
@@ -143,71 +152,54 @@ def _scaled(spec: LossOp, grad: Tensor, grad_output: Tensor, *, owned: bool = Fa
     ``owned`` (a fresh buffer nothing else refers to) multiplied in place, so that no second logits-sized buffer is
     allocated (a GPU's incoming 1, or the 1 / N of a mean)."""
     eager = not torch.compiler.is_compiling() and type(grad_output) is Tensor  # not a tracer's fake / proxy tensor
-    if (
-        eager
-        and grad_output.ndim == 0
-        and grad_output.device.type == "cpu"
-        and grad.device.type == "cpu"
-        and bool(grad_output == 1)
-    ):
+    if eager and owned and grad.device.type == "cpu" and _is_cpu_one(grad_output):
         return grad  # no copy: autograd moves it into .grad once this node releases it
     if eager and owned and type(grad) is Tensor and grad.is_contiguous():  # no element stored twice (expand)
         return grad.mul_(_broadcast(spec, grad_output, grad))
     return grad * _broadcast(spec, grad_output, grad)
 
 
-def _first_derivative(ctx, logits, targets, tensors, scalars, grad_output: Tensor) -> Tensor:
-    spec: LossOp = ctx.spec
-    if not ctx.eager:  # the custom op's backward: call the op again, so that tracers see an opaque op
-        _, grad = _CUSTOM_OPS[spec.name](logits, targets, list(tensors), scalars, ctx.ignore_index, True, True, ctx.backend)
-    else:
-        _, grad = _run(spec, logits.detach(), targets, tensors, scalars, ctx.ignore_index, True, True, ctx.backend)
-    # the eager back-end call returned a new gradient buffer that only this backward holds
-    return _scaled(spec, grad, grad_output, owned=ctx.eager)
+def _stored_scaled(spec: LossOp, stored: Tensor, grad_output: Tensor) -> Tensor:
+    """The gradient the forward pass stored times the incoming gradient: always a new tensor, so that with
+    ``retain_graph`` the stored gradient stays intact for the next backward (``torch.autograd.grad`` would hand the
+    stored tensor itself to the caller)."""
+    return stored * _broadcast(spec, grad_output, stored)
 
 
-def _second_order(ctx, logits, targets, tensors, scalars, grad_output: Tensor) -> Tensor:
+def _second_order(spec: LossOp, logits: Tensor, targets: Tensor, named: Mapping[str, Tensor],
+                  values: Mapping[str, float], ignore_index: int | None, grad_output: Tensor) -> Tensor:
     """d loss / d logits as a differentiable function of the logits and of ``grad_output`` (create_graph=True)."""
-    spec: LossOp = ctx.spec
-    named = {k: v for k, v in zip(spec.tensor_args, tensors) if v is not None}
-    values = dict(zip(spec.scalar_args, _scalar_values(scalars)))
     with torch.enable_grad():
-        loss = get_differentiable(spec.name)(logits, targets, **named, **values, ignore_index=ctx.ignore_index)
+        loss = get_differentiable(spec.name)(logits, targets, **named, **values, ignore_index=ignore_index)
         weights = grad_output.to(loss.dtype)
         weights = weights.expand(loss.shape) if weights.ndim == 0 else weights
         (grad,) = torch.autograd.grad(loss, logits, grad_outputs=weights, create_graph=True)
     return grad
 
 
-def _saved_inputs(ctx) -> tuple[Tensor, Tensor, Tensor | None, Sequence[Tensor | None]]:
-    """(logits, targets, scalar tensor or None, per-class tensors) as :func:`_setup_context` saved them."""
-    if ctx.kept_inputs:
-        _, logits, targets, scalar_tensor = ctx.saved_tensors
-        return logits, targets, scalar_tensor, ctx.tensors
-    logits, targets, scalar_tensor, *tensors = ctx.saved_tensors
-    return logits, targets, scalar_tensor, tensors if ctx.tensors is None else ctx.tensors
-
-
 def _backward(ctx, grad_loss, _grad_grad):
+    """The custom op's backward: the stored gradient, the op called again (an opaque op for tracers), or with
+    ``create_graph=True`` the differentiable composition."""
+    spec: LossOp = ctx.spec
     grad = None
     double = torch.is_grad_enabled() and not torch.compiler.is_compiling()  # create_graph=True
-    second_order = double and type(grad_loss) is Tensor
-    if grad_loss is not None and ctx.stored_grad and not (ctx.kept_inputs and second_order):
-        if double and not ctx.kept_inputs:  # gradient mode "store" kept only the first derivative
+    if grad_loss is not None and ctx.stored_grad:
+        if double:  # gradient mode "store" kept only the first derivative
             raise InvalidArgumentError(DOUBLE_BACKWARD_IN_STORE_MODE)
-        stored = ctx.saved_tensors[0]
-        # always a new tensor: with retain_graph the stored gradient must stay intact for the next backward
-        grad = stored * _broadcast(ctx.spec, grad_loss, stored)
+        grad = _stored_scaled(spec, ctx.saved_tensors[0], grad_loss)
     elif grad_loss is not None:
-        logits, targets, scalar_tensor, tensors = _saved_inputs(ctx)
-        scalars = scalar_tensor if scalar_tensor is not None else ctx.scalar_values
-        if second_order:
-            grad = _second_order(ctx, logits, targets, tensors, scalars, grad_loss)
+        logits, targets, scalars, *tensors = ctx.saved_tensors
+        if double and type(grad_loss) is Tensor:
+            named = {k: v for k, v in zip(spec.tensor_args, tensors) if v is not None}
+            values = dict(zip(spec.scalar_args, _scalar_values(scalars)))
+            grad = _second_order(spec, logits, targets, named, values, ctx.ignore_index, grad_loss)
         else:
-            grad = _first_derivative(ctx, logits, targets, tensors, scalars, grad_loss)
+            _, grad = _CUSTOM_OPS[spec.name](logits, targets, list(tensors), scalars, ctx.ignore_index, True, True,
+                                             ctx.backend)
+            grad = _scaled(spec, grad, grad_loss)
     # the custom op's backward mirrors how torch.library flattened the inputs: a list of tensors is expanded, a list
     # holding a None is one leaf
-    tensors_grad = None if ctx.eager or ctx.tensor_list_has_none else [None] * len(ctx.spec.tensor_args)
+    tensors_grad = None if ctx.tensor_list_has_none else [None] * len(spec.tensor_args)
     return grad, None, tensors_grad, None, None, None, None, None
 
 
@@ -224,21 +216,73 @@ def _register(spec: LossOp):
 _CUSTOM_OPS = {name: _register(spec) for name, spec in OPS.items()}
 
 
+class _EagerCall:
+    """One eager call of a contract op, everything but its logits and targets: the op, the back-end it resolved to,
+    that back-end's contract function and its keyword arguments (the per-class vectors of C values, made by
+    focalkit without autograd history, and an op's element_args, the caller's detached per-element scores / labels,
+    ride here rather than among the saved tensors), and where the gradient comes from."""
+
+    __slots__ = ("spec", "backend", "forward", "kwargs", "reduce_sum", "grad_in_forward", "keeps_inputs")
+
+    def __init__(self, spec: LossOp, prepared: _Prepared, reduce_sum: bool, *, store: bool, small: bool) -> None:
+        self.spec = spec
+        self.backend, self.forward, self.kwargs = prepared  # as _prepare returns them
+        self.reduce_sum = reduce_sum
+        self.grad_in_forward = store or small  # gradient mode "store", or a small input (either mode)
+        self.keeps_inputs = small and not store  # a small input keeps its inputs too, for double backward
+
+    def differentiable_arguments(self) -> tuple[dict[str, Tensor], dict[str, float]]:
+        """The keyword arguments of the op's differentiable composition: (tensors present, scalars)."""
+        named = {k: v for k, v in self.kwargs.items() if k in self.spec.tensor_args}
+        values = {k: v for k, v in self.kwargs.items() if k in self.spec.scalar_args}
+        return named, values
+
+
 class _EagerLoss(torch.autograd.Function):
-    """Eager twin of the custom ops: the same implementation and autograd formula, without the op dispatch."""
+    """Eager twin of the custom ops: the same implementation and autograd formula, without the op dispatch (tens of
+    microseconds per call) and with the call's arguments resolved once (:class:`_EagerCall`)."""
 
     @staticmethod
-    def forward(ctx, spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend, small):  # type: ignore[override]
-        loss, grad, name = _run_resolved(spec, logits, targets, tensors, scalars, ignore_index, reduce_sum, store, backend)
-        out = (loss, grad)
-        # the backward runs on the back-end the forward resolved to (no second walk over the priority list)
-        inputs = (logits, targets, tensors, scalars, ignore_index, reduce_sum, store, name)
-        _setup_context(spec, ctx, inputs, out, eager=True, keep_inputs=small)
-        return out
+    def forward(ctx, logits, targets, call: _EagerCall):  # type: ignore[override]
+        loss, grad = call.forward(logits, targets, **call.kwargs, reduce_sum=call.reduce_sum,
+                                  compute_grad=call.grad_in_forward)
+        ctx.call = call
+        if call.keeps_inputs:
+            # a small input: the gradient (at most SMALL_INPUT_ELEMENTS values) rides on the context, so that the
+            # first backward can hand the buffer itself on and drop it (a later backward through a retained graph
+            # recomputes it from the inputs, kept for that and for double backward)
+            ctx.small_grad = grad
+            ctx.save_for_backward(logits, targets)
+        elif call.grad_in_forward:
+            ctx.save_for_backward(grad)
+        else:
+            ctx.save_for_backward(logits, targets)
+        return loss
 
     @staticmethod
-    def backward(ctx, grad_loss, grad_grad):  # type: ignore[override]
-        return (None, *_backward(ctx, grad_loss, grad_grad), None)
+    def backward(ctx, grad_loss):  # type: ignore[override]
+        if grad_loss is None:
+            return None, None, None
+        call: _EagerCall = ctx.call
+        spec = call.spec
+        double = torch.is_grad_enabled()  # create_graph=True
+        if call.keeps_inputs and not double:
+            grad, ctx.small_grad = ctx.small_grad, None
+            if grad is not None:  # the first backward: nothing else refers to the buffer any more
+                return _scaled(spec, grad, grad_loss, owned=True), None, None
+        saved = ctx.saved_tensors
+        if call.grad_in_forward and not call.keeps_inputs:
+            if double:  # gradient mode "store" kept only the first derivative
+                raise InvalidArgumentError(DOUBLE_BACKWARD_IN_STORE_MODE)
+            return _stored_scaled(spec, saved[0], grad_loss), None, None
+        logits, targets = saved
+        if double:
+            named, values = call.differentiable_arguments()
+            grad = _second_order(spec, logits, targets, named, values, call.kwargs["ignore_index"], grad_loss)
+            return grad, None, None
+        _, grad = call.forward(logits.detach(), targets, **call.kwargs, reduce_sum=True, compute_grad=True)
+        # a new gradient buffer that only this backward holds
+        return _scaled(spec, grad, grad_loss, owned=True), None, None
 
 
 def _scalars_for_compile(values: Sequence[float | Tensor]) -> Tensor:
@@ -265,6 +309,7 @@ def focal_loss_op(
     ignore_index: int | None = None,
     reduce_sum: bool = False,
     backend: str | None = None,
+    scan_targets: Callable[[], None] | None = None,
 ) -> Tensor:
     """The loss of contract op ``op`` (per element, per row, or its float32 sum), differentiable w.r.t. ``logits``.
 
@@ -277,13 +322,20 @@ def focal_loss_op(
         ignore_index: index-target value to ignore, or None.
         reduce_sum: return the 0-d sum instead of unreduced losses.
         backend: ``"auto"`` | ``"torch"`` | ``"cpu"`` | ``"triton"``, or None to read ``$FOCALKIT_BACKEND``.
+        scan_targets: the host scan of the targets' values (raising the standard error), or None. It runs when value
+            checks are on for the targets (:func:`focalkit.value_checks_enabled`) unless the back-end chosen counts
+            invalid targets in its own pass (the fused CPU kernels do, and raise the same error): the choice is made
+            once, here.
 
     Returns:
         float32 loss (float64 for float64 logits).
     """
     spec = OPS[op]
     tensors = tensors or {}
+    scan = scan_targets is not None and value_checks_enabled(targets)  # never while compiling
     if torch.is_grad_enabled() and targets.requires_grad:
+        if scan:  # the differentiable composition counts nothing
+            scan_targets()
         # soft targets that require grad (distillation, learned labels): the differentiable composition, which
         # autograd differentiates exactly with respect to the logits and the targets
         loss = get_differentiable(op)(
@@ -291,24 +343,27 @@ def focal_loss_op(
             **{k: float(v) for k, v in scalars.items()}, ignore_index=ignore_index,
         )
         return loss.sum() if reduce_sum else loss
-    tensor_list = [tensors.get(name) for name in spec.tensor_args]
-    # an optional scalar that is not given is off (0)
-    scalar_list = [scalars.get(name, 0.0) if name in spec.optional_scalars else scalars[name] for name in spec.scalar_args]
-    backend = backend or ""
     reduce_sum = bool(reduce_sum)
-    store = gradient_mode.get_gradient_mode() == "store" and torch.is_grad_enabled() and logits.requires_grad
+    differentiable = torch.is_grad_enabled() and logits.requires_grad
+    store = differentiable and gradient_mode.get_gradient_mode() == "store"
     if torch.compiler.is_compiling():
+        # an optional scalar that is not given is off (0)
+        scalar_list = [scalars.get(k, 0.0) if k in spec.optional_scalars else scalars[k] for k in spec.scalar_args]
         loss, _ = _CUSTOM_OPS[op](
-            logits, targets, tensor_list, _scalars_for_compile(scalar_list), ignore_index, reduce_sum, store, backend
+            logits, targets, [tensors.get(k) for k in spec.tensor_args], _scalars_for_compile(scalar_list),
+            ignore_index, reduce_sum, store, backend or "",
         )
         return loss
-    values = tuple(float(v) for v in scalar_list)
-    if torch.is_grad_enabled() and logits.requires_grad:
+    named = {k: tensors.get(k) for k in spec.tensor_args}
+    values = {k: float(v) for k, v in scalars.items() if k in spec.scalar_args}
+    prepared = _prepare(spec, logits, targets, named, values, ignore_index, backend)
+    if scan and not backend_counts_invalid_targets(prepared[0]):
+        scan_targets()
+    if differentiable:
         # a small input computes its gradient in the forward pass in either mode: one pass instead of two, and
         # the few kilobytes held until backward cost less than a second call (gradient_mode.SMALL_INPUT_ELEMENTS)
         small = not store and logits.numel() <= gradient_mode.SMALL_INPUT_ELEMENTS
-        loss, _ = _EagerLoss.apply(spec, logits, targets, tensor_list, values, ignore_index, reduce_sum, store or small,
-                                   backend, small)
-        return loss
-    loss, _ = _run(spec, logits, targets, tensor_list, values, ignore_index, reduce_sum, False, backend)
+        return _EagerLoss.apply(logits, targets, _EagerCall(spec, prepared, reduce_sum, store=store, small=small))
+    _, forward, kwargs = prepared
+    loss, _ = forward(logits, targets, **kwargs, reduce_sum=reduce_sum, compute_grad=False)
     return loss

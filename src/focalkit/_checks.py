@@ -59,6 +59,8 @@ def check_floating(name: str, value: object) -> Tensor:
 
 def check_ignore_index(value: object) -> int:
     """An integer class index (``ignore_index``); bools, floats and None are refused."""
+    if type(value) is int:  # the usual case, without the abstract-class check
+        return value
     if isinstance(value, Tensor) and value.ndim == 0 and not value.is_floating_point() and value.dtype != torch.bool:
         value = int(value)
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):

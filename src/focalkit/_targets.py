@@ -38,9 +38,12 @@ def one_hot_targets(logits: Tensor, targets: Tensor, ignore_index: int | None) -
     return y, valid
 
 
-def count_elements(logits: Tensor, targets: Tensor, ignore_index: int | None) -> Tensor:
-    """Number of loss elements that count in a mean: all of them, or C per non-ignored row (a tensor, no sync)."""
+def count_elements(logits: Tensor, targets: Tensor, ignore_index: int | None, *, on_host: bool = False) -> Tensor | int:
+    """Number of loss elements that count in a mean: all of them, or C per non-ignored row (a tensor, no sync).
+    With ``on_host``, a count known without reading the targets (all elements) is returned as an int."""
     if targets.is_floating_point() or ignore_index is None:
+        if on_host:
+            return logits.numel()
         return torch.tensor(float(logits.numel()), device=logits.device)
     return (targets != ignore_index).sum().to(torch.float32) * logits.shape[1]
 

@@ -11,7 +11,9 @@
 
 Small inputs: outside ``torch.compile``, a call on at most ``SMALL_INPUT_ELEMENTS`` (65,536) logits computes its
 gradient in the forward pass in either mode and keeps it (at most 256 KiB in float32) beside the inputs: one kernel
-call instead of two, which is most of the cost of a small call, and double backward still works from the inputs.
+call instead of two, which is most of the cost of a small call, and double backward still works from the inputs. The
+first backward hands the kept buffer itself on to autograd (no copy; for a ``"sum"`` it becomes ``.grad``) and drops
+it; a second backward through a retained graph recomputes the gradient from the inputs.
 
 The environment variable ``FOCALKIT_GRADIENT_MODE`` sets the initial mode. The mode is read when a loss is called
 (a ``torch.compile``d function keeps the mode it was traced with).

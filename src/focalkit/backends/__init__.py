@@ -48,6 +48,7 @@ __all__ = [
     "PRIORITY",
     "BackendUnavailableError",
     "available_backends",
+    "backend_counts_invalid_targets",
     "clear_dispatch_cache",
     "counts_invalid_targets",
     "cpu_kernel_isa",
@@ -155,7 +156,8 @@ _RESOLVED_MAX = 4096
 
 def _dispatch_key(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, object] | None,
                   backend: str | None) -> tuple:
-    present = tuple(sorted(k for k, v in tensors.items() if v is not None)) if tensors else ()
+    # in the caller's order: the same arguments named in another order are another key for the same resolution
+    present = tuple([k for k, v in tensors.items() if v is not None]) if tensors else ()
     width = logits.shape[1] if op == "distribution_focal" and logits.ndim >= 2 else None
     return (op, backend, os.environ.get(ENV_VAR), os.environ.get("TRITON_INTERPRET"), logits.device, logits.dtype,
             targets.device, targets.dtype, present, width)
@@ -195,7 +197,13 @@ def counts_invalid_targets(
 ) -> bool:
     """Whether the back-end that will run this call counts invalid target values in its own pass (and raises the
     standard error when value checks are on), so that the public function need not scan them first."""
-    return bool(getattr(_package(resolve_backend(op, logits, targets, tensors, backend)), "COUNTS_INVALID_TARGETS", False))
+    return backend_counts_invalid_targets(resolve_backend(op, logits, targets, tensors, backend))
+
+
+@functools.cache
+def backend_counts_invalid_targets(name: str) -> bool:
+    """Whether back-end ``name`` counts invalid target values in its own pass (see :func:`counts_invalid_targets`)."""
+    return bool(getattr(_package(name), "COUNTS_INVALID_TARGETS", False))
 
 
 def get_forward(op: str, name: str) -> Callable[..., tuple[Tensor, Tensor | None]]:

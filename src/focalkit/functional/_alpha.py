@@ -30,14 +30,14 @@ def sigmoid_alpha(alpha: AlphaArg, logits: Tensor) -> tuple[Tensor | None, Tenso
     """(alpha_pos, alpha_neg) float32 vectors of length C (or 1), or (None, None) when alpha is disabled."""
     if alpha is None:
         return None, None
-    if _is_per_class(alpha):
+    if type(alpha) is not float and _is_per_class(alpha):
         alpha_pos = class_vector("alpha", alpha, logits, check_unit_range=True)
         return alpha_pos, 1.0 - alpha_pos
     value = semantics.check_sigmoid_alpha(scalar_value(alpha))
     if value is None:
         return None, None
     num_classes = logits.shape[1] if logits.ndim >= 2 else 1
-    dtype = torch.promote_types(logits.dtype, torch.float32)
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32  # the float dtypes promoted with float32
     if torch.compiler.is_compiling():  # traced into the graph: no cache (Dynamo would trace through it with a warning)
         return _constant_alpha.__wrapped__(value, num_classes, dtype, logits.device)
     return _constant_alpha(value, num_classes, dtype, logits.device)

@@ -74,17 +74,19 @@ def _all_reduce_mean(value: Tensor) -> Tensor:
 def finish_reduction(
     total: Tensor,
     reduction: str,
-    default_denominator: Callable[[], Tensor],
+    default_denominator: Callable[[], Tensor | int],
     normalizer: Tensor | float | None,
     sync_normalizer: bool,
     input_dtype: torch.dtype,
 ) -> Tensor:
-    """Turn a summed loss into the requested reduction ("sum" or "mean"), see the module docstring."""
+    """Turn a summed loss into the requested reduction ("sum" or "mean"), see the module docstring.
+    ``default_denominator`` returns a tensor, or an int when the count is known on the host (no tensor operation)."""
     if reduction == "mean":
-        if normalizer is None:
-            denominator = default_denominator()
-        else:
-            denominator = torch.as_tensor(normalizer, device=total.device).reshape(())
+        denominator = default_denominator() if normalizer is None else normalizer
+        if not isinstance(denominator, Tensor) and not sync_normalizer:
+            # a host number (checked finite and >= 0): one division, 0 -> 1 as below
+            return _in_dtype(total / (float(denominator) or 1.0), input_dtype)
+        denominator = torch.as_tensor(denominator, device=total.device).reshape(())
         denominator = denominator.to(total.dtype).detach()
         if sync_normalizer:
             denominator = _all_reduce_mean(denominator)
@@ -93,8 +95,13 @@ def finish_reduction(
         usable = (denominator >= 0) & (denominator < float("inf"))
         denominator = torch.where(usable, denominator, torch.full_like(denominator, float("nan")))
         total = total / torch.where(denominator == 0, torch.ones_like(denominator), denominator)
+    return _in_dtype(total, input_dtype)
+
+
+def _in_dtype(total: Tensor, input_dtype: torch.dtype) -> Tensor:
+    """A reduced loss in the inputs' dtype, float32 for float16 / bfloat16 inputs."""
     out_dtype = input_dtype if input_dtype in (torch.float32, torch.float64) else torch.float32
-    return total.to(out_dtype)
+    return total if total.dtype == out_dtype else total.to(out_dtype)
 
 
 def reduce_elementwise(
@@ -112,7 +119,8 @@ def reduce_elementwise(
     if reduction == "none":
         return loss.to(inputs.dtype)
     return finish_reduction(
-        loss, reduction, lambda: count_elements(inputs, targets, ignore_index), normalizer, sync_normalizer, inputs.dtype
+        loss, reduction, lambda: count_elements(inputs, targets, ignore_index, on_host=True), normalizer, sync_normalizer,
+        inputs.dtype
     )
 
 
@@ -126,12 +134,14 @@ def weighted_loss(
     tensors: dict[str, Tensor | None] | None = None,
     scalars: dict[str, float],
     ignore_index: int | None = None,
+    scan_targets: Callable[[], None] | None = None,
 ) -> Tensor:
     """The loss of contract op ``op`` times an optional element ``weight``: unreduced for ``reduction="none"``, else
-    its sum (fused into the kernel when there is no weight)."""
+    its sum (fused into the kernel when there is no weight). ``scan_targets``: as in :func:`focal_loss_op`."""
     fuse_sum = reduction != "none" and weight is None
     loss = focal_loss_op(
-        op, inputs, targets, tensors=tensors, scalars=scalars, ignore_index=ignore_index, reduce_sum=fuse_sum
+        op, inputs, targets, tensors=tensors, scalars=scalars, ignore_index=ignore_index, reduce_sum=fuse_sum,
+        scan_targets=scan_targets,
     )
     if weight is not None:
         loss = loss * weight

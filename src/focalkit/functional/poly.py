@@ -14,7 +14,7 @@ from ..semantics import check_label_smoothing, check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
 from ._detection import check_dense_target_values, check_dense_targets, check_loss_weight
 from ._reduction import check_normalizer, finish_reduction, reduce_elementwise, weighted_loss
-from .softmax import _check_index_values, _check_target
+from .softmax import _check_target, _index_value_scan
 
 __all__ = ["poly1_cross_entropy", "poly1_focal_loss"]
 
@@ -96,13 +96,13 @@ def poly1_cross_entropy(
     target = _check_target(input, target, ignore_index, scan_values=False)
     weight_vector = None if weight is None else class_vector("weight", weight, input, check_unit_range=False)
     probabilities = target.is_floating_point()
-    _check_index_values("poly1_cross_entropy", input, target, ignore_index, label_smoothing,
-                        {"class_weight": weight_vector})
+    scan_targets = _index_value_scan(input, target, ignore_index, label_smoothing)
 
     loss = focal_loss_op(
         "poly1_cross_entropy", input, target, tensors={"class_weight": weight_vector},
         scalars={"epsilon": epsilon, "label_smoothing": label_smoothing},
         ignore_index=None if probabilities else ignore_index, reduce_sum=reduction != "none",
+        scan_targets=scan_targets,
     )
     if reduction == "none":
         return loss.to(input.dtype)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..backends import counts_invalid_targets
 from ..backends.pytorch import sigmoid as torch_sigmoid
-from ..value_checks import value_checks_enabled
 from .._checks import (
     FLOAT_DTYPES,
     check_class_indices,
@@ -156,10 +154,6 @@ def sigmoid_focal_loss(
     if pos_weight is not None:
         pos_weight_vector = class_vector("pos_weight", pos_weight, inputs, check_unit_range=False)
     tensors = {"alpha_pos": alpha_pos, "alpha_neg": alpha_neg, "pos_weight": pos_weight_vector}
-    options = {"reduced_threshold": threshold or None}  # the back-end chosen must implement the options switched on
-    if value_checks_enabled(targets) and not counts_invalid_targets("sigmoid_focal", inputs, targets,
-                                                                    {**tensors, **options}):
-        check_sigmoid_target_values(inputs, targets, ignore_index)
     if weight is not None:
         weight = check_tensor("weight", weight)
         check_same_device("weight", weight, inputs, "inputs")
@@ -177,6 +171,7 @@ def sigmoid_focal_loss(
     loss = weighted_loss(
         "sigmoid_focal", inputs, targets, reduction, weight, tensors=tensors,
         scalars={"gamma": gamma, "reduced_threshold": threshold}, ignore_index=index_ignore,
+        scan_targets=lambda: check_sigmoid_target_values(inputs, targets, ignore_index),
     )
     if normalized:  # a scalar divisor commutes with the sum, so the fused sum stays fused
         factors = torch_sigmoid.modulating_factor(inputs, targets, gamma=gamma, ignore_index=index_ignore,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from .._autograd import focal_loss_op
-from ..backends import counts_invalid_targets
 from ..backends.pytorch import softmax as torch_softmax
-from ..value_checks import value_checks_enabled
 from .._checks import (
     FLOAT_DTYPES,
     check_class_indices,
@@ -32,16 +31,22 @@ from ._reduction import NORMALIZED_MIN_DENOMINATOR, check_normalizer, finish_red
 __all__ = ["softmax_focal_loss"]
 
 
-def _check_index_values(op: str, input: Tensor, target: Tensor, ignore_index: int, label_smoothing: float,
-                        tensors: dict[str, object]) -> None:
-    """Scan that class-index targets lie in [0, C - 1] (or are ``ignore_index``), unless the back-end that will run
-    ``op`` counts invalid indices in its own pass (the fused kernels take class indices without label smoothing) and
-    raises the same error. Probability targets are left alone (checked by :func:`_check_target`)."""
+def _index_value_scan(input: Tensor, target: Tensor, ignore_index: int, label_smoothing: float
+                      ) -> Callable[[], None] | None:
+    """The scan that class-index targets lie in [0, C - 1] (or are ``ignore_index``), for ``focal_loss_op``'s
+    ``scan_targets`` (skipped there when the back-end chosen counts invalid indices in its own pass and raises the
+    same error). With label smoothing it runs here, now (None returned). Probability targets: None (checked by
+    :func:`_check_target`)."""
     if target.is_floating_point():
-        return
-    if label_smoothing == 0 and value_checks_enabled(target) and counts_invalid_targets(op, input, target, tensors):
-        return
-    check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
+        return None
+
+    def scan() -> None:
+        check_class_indices("target", target, 0, input.shape[1] - 1, ignore_index)
+
+    if label_smoothing != 0:
+        scan()
+        return None
+    return scan
 
 
 def _check_target(input: Tensor, target: object, ignore_index: int, *, scan_values: bool) -> Tensor:
@@ -150,8 +155,7 @@ def softmax_focal_loss(
     )
     fused_op = not (target.is_floating_point() or label_smoothing > 0)
     tensors = {"weight": weight_vector, "alpha": alpha_vector}
-    _check_index_values("softmax_focal", input, target, ignore_index, label_smoothing,
-                        {**tensors, "reduced_threshold": threshold or None})
+    scan_targets = _index_value_scan(input, target, ignore_index, label_smoothing)
     check_normalizer(normalizer, reduction, sync_normalizer, input)
 
     if not fused_op:
@@ -176,6 +180,7 @@ def softmax_focal_loss(
             scalars={"gamma": gamma, "reduced_threshold": threshold},
             ignore_index=ignore_index,
             reduce_sum=reduction != "none",
+            scan_targets=scan_targets,
         )
     if normalized:  # a scalar divisor commutes with the sum, so the fused sum stays fused
         factors = torch_softmax.modulating_factor(

@@ -17,11 +17,12 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
+
+from .._imports import import_submodule
 
 NAME = "cpu"
 
@@ -63,7 +64,7 @@ def unsupported(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, 
 
 def forward(op: str) -> Callable:
     """The contract function of ``op``."""
-    return importlib.import_module(f"{__name__}.{IMPLEMENTS[op][0]}").forward
+    return import_submodule(f"{__name__}.{IMPLEMENTS[op][0]}").forward
 
 
 def library_available() -> bool:

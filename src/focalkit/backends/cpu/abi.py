@@ -5,4 +5,4 @@
 changes.
 """
 
-ABI_VERSION = 7
+ABI_VERSION = 8

@@ -91,5 +91,5 @@ def forward(logits: Tensor, targets: Tensor, *, ignore_index: int | None = None,
         raise argument_error("targets", f"values in [0, {c - 1}] (n = inputs.shape[1] - 1)",
                              f"{bad} value(s) outside (found by the CPU kernel)")
     if reduce_sum:
-        loss = sums.sum().to(torch.float32)
+        loss = sums.total()
     return loss, grad

@@ -32,7 +32,7 @@ from torch import Tensor
 from .abi import ABI_VERSION
 
 __all__ = ["BLOCK", "CHUNK", "DTYPE_CODES", "available", "lib", "isa", "parallel_for", "load_error", "row_batch",
-           "scratch_pointer", "scratch_stride", "threads_backend", "row_outputs", "address"]
+           "scratch_pointer", "scratch_stride", "threads_backend", "row_outputs", "address", "BlockSums", "block_sums"]
 
 
 CHUNK = 256  # must match FK_CHUNK in focal_cpu.c
@@ -160,6 +160,8 @@ def _load() -> None:
                     function.argtypes = argtypes
                     function.restype = ctypes.c_int64
                 handle.fk_openmp.restype = ctypes.c_int
+                handle.fk_sum_doubles.argtypes = [_P, _I64]
+                handle.fk_sum_doubles.restype = ctypes.c_double
             except AttributeError as exc:  # a library built from other sources with the same ABI number
                 errors.append(f"{path.name}: {exc}")
                 continue
@@ -182,6 +184,8 @@ def available() -> bool:
 
 def lib() -> ctypes.CDLL:
     """The loaded library; raises RuntimeError when :func:`available` is False."""
+    if _lib is not None:  # every call of every loss comes here: no lock once loaded
+        return _lib
     _load()
     if _lib is None:
         raise RuntimeError(f"focalkit fused CPU kernels unavailable: {_load_error}")
@@ -242,19 +246,50 @@ def row_batch(classes: int) -> int:
 _SCRATCH = threading.local()
 
 
+class BlockSums:
+    """The zeroed float64 partial sums a kernel adds its losses into, one per BLOCK elements (or rows) of ``count``,
+    and their float32 total: the partials added in block order (``fk_sum_doubles``), so a sum does not depend on the
+    thread count or the split. A ctypes array rather than a tensor: a torch operation costs a few microseconds, as
+    much as the whole kernel of a small call, and this takes none.
+
+    Example:
+        >>> sums = BlockSums(10_000)        # 3 blocks of 4096 elements
+        >>> sums.data_ptr() != 0, float(sums.total())
+        (True, 0.0)
+    """
+
+    __slots__ = ("_values", "_pointer")
+
+    def __init__(self, count: int) -> None:
+        self._values = (ctypes.c_double * max(1, (int(count) + BLOCK - 1) // BLOCK))()
+        self._pointer = ctypes.addressof(self._values)
+
+    def data_ptr(self) -> int:
+        """The address of the first partial (the kernels' ``block_sums`` argument)."""
+        return self._pointer
+
+    def total(self) -> Tensor:
+        """The 0-d float32 sum of the partials (rounded once, from float64)."""
+        return torch.scalar_tensor(lib().fk_sum_doubles(self._pointer, len(self._values)), dtype=torch.float32)
+
+
+def block_sums(count: int, reduce_sum: bool) -> BlockSums | None:
+    """:class:`BlockSums` for ``count`` elements (or rows) when ``reduce_sum``, else None."""
+    return BlockSums(count) if reduce_sum else None
+
+
 def row_outputs(loss_shape: tuple[int, ...], logits: Tensor, rows: int, reduce_sum: bool, compute_grad: bool
-                ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+                ) -> tuple[Tensor | None, Tensor | None, BlockSums | None]:
     """The buffers a per-row kernel writes: float32 per-row losses of ``loss_shape`` (None with ``reduce_sum``), the
-    gradient in the logits' shape and dtype (None without ``compute_grad``) and the zeroed float64 partial sums of
-    ``rows`` rows' losses, one per BLOCK rows (None without ``reduce_sum``)."""
+    gradient in the logits' shape and dtype (None without ``compute_grad``) and the partial sums of ``rows`` rows'
+    losses, one per BLOCK rows (None without ``reduce_sum``)."""
     loss = None if reduce_sum else torch.empty(loss_shape, dtype=torch.float32)
     grad = torch.empty(logits.shape, dtype=logits.dtype) if compute_grad else None
-    sums = torch.zeros((rows + BLOCK - 1) // BLOCK, dtype=torch.float64) if reduce_sum else None
-    return loss, grad, sums
+    return loss, grad, block_sums(rows, reduce_sum)
 
 
-def address(tensor: Tensor | None) -> int | None:
-    """A tensor's data pointer for a kernel argument, or None (NULL) for an absent one."""
+def address(tensor: Tensor | BlockSums | None) -> int | None:
+    """A tensor's (or :class:`BlockSums`') data pointer for a kernel argument, or None (NULL) for an absent one."""
     return None if tensor is None else tensor.data_ptr()
 
 

@@ -127,7 +127,7 @@ def run(op: str, logits: Tensor, targets: Tensor, *, params: Sequence[float], el
 
     loss = None if reduce_sum else torch.empty(shape, dtype=torch.float32)
     grad = torch.empty(shape, dtype=x.dtype) if compute_grad else None
-    sums = torch.zeros((total + cpu_lib.BLOCK - 1) // cpu_lib.BLOCK, dtype=torch.float64) if reduce_sum else None
+    sums = cpu_lib.block_sums(total, reduce_sum)
 
     code = LOSS_CODES[op]
     xdt, tdt = cpu_lib.DTYPE_CODES[x.dtype], cpu_lib.DTYPE_CODES[t.dtype]
@@ -140,7 +140,7 @@ def run(op: str, logits: Tensor, targets: Tensor, *, params: Sequence[float], el
     anp = an.data_ptr() if an is not None else None
     lp = loss.data_ptr() if loss is not None else None
     gp = grad.data_ptr() if grad is not None else None
-    sp = sums.data_ptr() if sums is not None else None
+    sp = cpu_lib.address(sums)
 
     if poly1_sigmoid_kernel:
         if op != "poly1_focal" or values[1] < 0:
@@ -160,5 +160,5 @@ def run(op: str, logits: Tensor, targets: Tensor, *, params: Sequence[float], el
     if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background
         _raise_bad_targets(targets, c, ignore_index if has_ignore else None, bad)
     if reduce_sum:
-        loss = sums.sum().to(torch.float32)
+        loss = sums.total()
     return loss, grad

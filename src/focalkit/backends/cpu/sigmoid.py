@@ -63,7 +63,7 @@ def _alpha_vec(a: Tensor | None, c: int) -> Tensor:
     if a is None:
         return torch.ones(c, dtype=torch.float32)
     if a.dtype == torch.float32 and a.device.type == "cpu" and a.shape == (c,) and a.is_contiguous():
-        return a.detach()  # the usual case, without four no-op conversions
+        return a  # the usual case, without four no-op conversions (only its data pointer is read)
     return a.detach().to(device="cpu", dtype=torch.float32).contiguous().reshape(c)
 
 
@@ -92,44 +92,35 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
         >>> loss, grad = forward(x, y, alpha_pos=None, alpha_neg=None, gamma=2.0,
         ...     ignore_index=None, reduce_sum=True, compute_grad=True)
     """
-    lib = cpu_lib.lib()
-    shape = logits.shape
-    x = logits.detach().contiguous()
+    kernel = cpu_lib.lib().fk_sigmoid_focal
+    x = logits.contiguous()  # only its data pointer is read (no autograd history is recorded on it)
+    shape = x.shape
     n, c, s = ncs(shape)
-    total = x.numel()
-    if targets.is_floating_point():
-        t = targets.detach()
-        if t.dtype not in _FLOAT_DTYPES:
-            t = t.to(torch.float32)
-        t = t.expand(shape).contiguous() if t.shape != shape else t.contiguous()
+    total = n * c * s
+    floating = targets.is_floating_point()
+    if floating:
+        t = targets if targets.dtype in _FLOAT_DTYPES else targets.detach().to(torch.float32)
+        t = t.contiguous() if t.shape == shape else t.expand(shape).contiguous()
     else:
         t = targets.detach().to(torch.int64).contiguous()
         if t.numel() != n * s:
             raise InvalidArgumentError(f"targets: expected {n * s} class indices for logits of shape {tuple(shape)}, got {t.numel()}")
-    use_alpha = alpha_pos is not None or alpha_neg is not None
-    ap = _alpha_vec(alpha_pos, c) if use_alpha else None
-    an = _alpha_vec(alpha_neg, c) if use_alpha else None
+    ap = an = None
+    if alpha_pos is not None or alpha_neg is not None:
+        ap, an = _alpha_vec(alpha_pos, c), _alpha_vec(alpha_neg, c)
 
     loss = None if reduce_sum else torch.empty(shape, dtype=torch.float32)
-    grad = torch.empty(shape, dtype=x.dtype) if compute_grad else None
-    sums = torch.zeros((total + cpu_lib.BLOCK - 1) // cpu_lib.BLOCK, dtype=torch.float64) if reduce_sum else None
-
-    xdt = cpu_lib.DTYPE_CODES[x.dtype]
-    tdt = cpu_lib.DTYPE_CODES[t.dtype]
-    has_ignore = ignore_index is not None and not targets.is_floating_point()
-    ign = int(ignore_index) if has_ignore else 0
-    xp, tp = x.data_ptr(), t.data_ptr()
-    app = ap.data_ptr() if ap is not None else None
-    anp = an.data_ptr() if an is not None else None
-    lp = loss.data_ptr() if loss is not None else None
-    gp = grad.data_ptr() if grad is not None else None
-    sp = sums.data_ptr() if sums is not None else None
-    g = float(gamma)
-    th = float(reduced_threshold)
+    grad = torch.empty_like(x, memory_format=torch.contiguous_format) if compute_grad else None
+    sums = cpu_lib.block_sums(total, reduce_sum)
+    has_ignore = ignore_index is not None and not floating
+    address = cpu_lib.address
+    head = (x.data_ptr(), cpu_lib.DTYPE_CODES[x.dtype], t.data_ptr(), cpu_lib.DTYPE_CODES[t.dtype], address(ap),
+            address(an), float(gamma), float(reduced_threshold), int(ignore_index) if has_ignore else 0,
+            int(has_ignore), n, c, s)
+    outputs = (address(loss), address(grad), address(sums))
 
     def work(start: int, end: int, threads: int, piece: int) -> int:
-        return lib.fk_sigmoid_focal(xp, xdt, tp, tdt, app, anp, g, th, ign, int(has_ignore), n, c, s, start, end, lp, gp,
-                                    sp, threads, piece)
+        return kernel(*head, start, end, *outputs, threads, piece)
 
     bad = cpu_lib.parallel_for(total, work)
     if bad and value_checks_enabled(targets):  # with value checks off, out-of-range rows count as background / 0
@@ -139,5 +130,5 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
             check_class_indices("targets", targets, 0, c, ignore_index if has_ignore else None)
         raise _bad_targets(targets, c, ignore_index if has_ignore else None, bad)
     if reduce_sum:
-        loss = sums.sum().to(torch.float32)
+        loss = sums.total()
     return loss, grad

@@ -138,5 +138,5 @@ def run_rows(kernel: Callable[..., int], logits: Tensor, targets: Tensor, row_we
     bad = cpu_lib.parallel_for(cols, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // max(c, 1)))
     raise_counted_class_indices(targets, c, ignore_index if has_ignore else None, bad)
     if reduce_sum:
-        loss = sums.sum().to(torch.float32)
+        loss = sums.total()
     return loss, grad

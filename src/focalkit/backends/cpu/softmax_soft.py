@@ -116,5 +116,5 @@ def forward(logits: Tensor, targets: Tensor, *, class_weight: Tensor | None = No
     bad = cpu_lib.parallel_for(rows, work, min_parallel=max(1, cpu_lib.MIN_PARALLEL // c))
     raise_counted_class_indices(targets, c, ignore_index if has_ignore else None, bad)
     if reduce_sum:
-        loss = sums.sum().to(torch.float32)
+        loss = sums.total()
     return loss, grad

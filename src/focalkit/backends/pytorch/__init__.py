@@ -14,11 +14,11 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 
 from torch import Tensor
 
+from .._imports import import_submodule
 from ..contract import OPS
 
 NAME = "torch"
@@ -53,7 +53,7 @@ def unsupported(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, 
 
 def _attr(op: str, which: int) -> Callable:
     module, *names = _OPS[op]
-    return getattr(importlib.import_module(f"{__name__}.{module}"), names[which])
+    return getattr(import_submodule(f"{__name__}.{module}"), names[which])
 
 
 def forward(op: str) -> Callable:

@@ -17,13 +17,14 @@ Example:
 from __future__ import annotations
 
 import functools
-import importlib
 import importlib.util
 import os
 from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
+
+from .._imports import import_submodule
 
 NAME = "triton"
 
@@ -78,4 +79,4 @@ def unsupported(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, 
 
 def forward(op: str) -> Callable:
     """The contract function of ``op`` (imports Triton)."""
-    return importlib.import_module(f"{__name__}.{IMPLEMENTS[op][0]}").forward
+    return import_submodule(f"{__name__}.{IMPLEMENTS[op][0]}").forward

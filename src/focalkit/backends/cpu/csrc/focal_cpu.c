@@ -58,12 +58,14 @@ static inline __attribute__((always_inline)) float fk_exp_bounded(float x) {
     float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest */
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
+    /* exp(r) = 1 + r + r^2 P(r) on |r| <= log(2) / 2: P of degree 4, near-minimax (Lawson-weighted least squares
+     * of the relative error of exp), 6.5e-8 relative at most with float coefficients (the degree-5 Taylor-like P it
+     * replaced was no more accurate, and one multiply-add longer) */
+    float p = 1.381461275741458e-3f;
+    p = p * r + 8.368710055947304e-3f;
+    p = p * r + 4.166838899254799e-2f;
+    p = p * r + 1.666652113199234e-1f;
+    p = p * r + 4.999999403953552e-1f;
     float y = p * (r * r) + r + 1.0f;
     int32_t ni = (int32_t)n;
     int32_t bits = (ni + 127) << 23;
@@ -211,10 +213,10 @@ typedef struct {
     int nonneg; /* x >= 0 */
 } fk_logit;
 
-static inline __attribute__((always_inline)) fk_logit fk_logistic(float x) {
+static inline __attribute__((always_inline)) fk_logit fk_logistic_e(float x, float e) {
     fk_logit s;
     s.ax = x < 0.0f ? -x : x;
-    s.e = fk_exp_neg_abs(s.ax);
+    s.e = e;
     s.l = fk_log1p01(s.e);
     s.q = 1.0f / (1.0f + s.e);
     s.eq = s.e * s.q;
@@ -227,12 +229,28 @@ static inline __attribute__((always_inline)) fk_logit fk_logistic(float x) {
     return s;
 }
 
+/* The same from the logit alone. */
+static inline __attribute__((always_inline)) fk_logit fk_logistic(float x) {
+    return fk_logistic_e(x, fk_exp_neg_abs(x < 0.0f ? -x : x));
+}
+
+/* e = exp(-|x|) of n <= FK_CHUNK logits, in a loop of its own: a sigmoid loop then starts from e. Each element of
+ * those loops is a long chain of dependent operations (exp, a division, log1p, ...); cut in two, more elements are
+ * in flight at once (on an AVX-512 CPU both passes of the sigmoid focal loss ran faster so, although e goes through
+ * memory; a third loop for log1p and the division made them slower again). */
+static inline __attribute__((always_inline)) void fk_exp_neg_abs_chunk(int n, const float *restrict x,
+                                                                       float *restrict e) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) e[i] = fk_exp_neg_abs(x[i] < 0.0f ? -x[i] : x[i]);
+}
+
 /* The focal quantities of a logit and a target y in [0, 1]: CE = max(x, 0) - x y + l, u = 1 - p_t = q A with
  * A = e y_c + y_comp (y_c the target on the predicted side, y_comp its complement), log u = log A - l (log A = -|x|
- * exactly when the target lies on the predicted side) and r = p (1 - p) / u. binary != 0: y is exactly 0 or 1 (no
- * log of A, no division). */
+ * exactly when the target lies on the predicted side), r = p (1 - p) / u, and for the gradient dCE = p (1 - y) - (1 -
+ * p) y = p - y and sgn = 1 - 2y. binary != 0: y is exactly 0 or 1: CE = l, or l + |x| when the target lies on the
+ * other side, dCE = p or -(1 - p), sgn = +-1 (selections and one multiply-add, no log of A, no division). */
 typedef struct {
-    float ce, u, logu, r;
+    float ce, u, logu, r, dce, sgn;
 } fk_focal_terms_t;
 
 static inline __attribute__((always_inline)) fk_focal_terms_t fk_focal_terms(fk_logit s, float x, float y,
@@ -241,13 +259,19 @@ static inline __attribute__((always_inline)) fk_focal_terms_t fk_focal_terms(fk_
     float ym = 1.0f - y;
     float yc = s.nonneg ? y : ym;
     float ycomp = s.nonneg ? ym : y;
-    f.ce = (s.nonneg ? x * ym : -x * y) + s.l;
     int small = ycomp == 0.0f; /* target on the predicted side: u = e q */
     if (binary) {
+        int positive = y != 0.0f;
+        f.ce = s.ax * (small ? 0.0f : 1.0f) + s.l; /* a product, not a selection: a NaN logit stays NaN */
         f.logu = small ? -s.ax - s.l : -s.l;
         f.r = small ? s.q : s.eq;
         f.u = small ? s.eq : s.q;
+        f.dce = positive ? -s.pc : s.p;
+        f.sgn = positive ? -1.0f : 1.0f;
     } else {
+        f.ce = (s.nonneg ? x * ym : -x * y) + s.l;
+        f.dce = s.p * ym - s.pc * y;
+        f.sgn = 1.0f - 2.0f * y;
         float A = s.e * yc + ycomp;
         float la0 = fk_log(small ? 1.0f : A);
         float la = small ? -s.ax : la0;
@@ -261,19 +285,22 @@ static inline __attribute__((always_inline)) fk_focal_terms_t fk_focal_terms(fk_
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Sigmoid: math over one chunk of n <= FK_CHUNK elements held in float arrays.                      */
-/* at: alpha_t, 0 for ignored elements (the loss and gradient are finite, so 0 * them is 0); NULL: 1. */
+/* has_at: 0 (alpha_t = 1), 1 (at: alpha_t, 0 for ignored elements; the loss and gradient are finite, so 0 */
+/*   times them is 0) or 2 (one alpha for every class: alpha_t = a1 y + a0 (1 - y), formed in the loop).  */
 /* binary != 0: every y is exactly 0 or 1 (skips one log and one division).                           */
 /* square != 0: gamma == 2, u^gamma = u * u (no exp).                                                 */
 /* reduced != 0: the reduced focal loss, factor exp(g (log u - lth)) = (u / th)^g where u <= bound      */
 /*   (bound = 1 - th: p_t >= th) and 1 with an effective gamma of 0 (plain cross-entropy) elsewhere.     */
 static inline __attribute__((always_inline)) void
-fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
-                float lth, float bound, const int want_grad, const int binary, const int has_at, const int square,
-                const int reduced, float *restrict loss, float *restrict grad) {
+fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const float *restrict at, float a1, float a0,
+                float g, float lth, float bound, const int want_grad, const int binary, const int has_at,
+                const int square, const int reduced, float *restrict loss, float *restrict grad) {
+    float eb[FK_CHUNK];
+    fk_exp_neg_abs_chunk(n, x, eb);
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float xi = x[i], yi = y[i];
-        fk_logit s = fk_logistic(xi);
+        fk_logit s = fk_logistic_e(xi, eb[i]);
         fk_focal_terms_t f = fk_focal_terms(s, xi, yi, binary);
         float ce = f.ce, u = f.u, logu = f.logu, r = f.r;
         float ug, ge; /* the modulating factor and the gamma of its derivative */
@@ -286,17 +313,16 @@ fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const f
             ug = square ? u * u : fk_exp(g * logu);
             ge = g;
         }
-        float w = has_at ? at[i] * ug : ug;
+        float ati = has_at == 1 ? at[i] : binary ? (yi != 0.0f ? a1 : a0) : a1 * yi + a0 * (1.0f - yi);
+        float w = has_at ? ati * ug : ug;
         loss[i] = w * ce;
-        if (want_grad) {
-            float dce = s.p * (1.0f - yi) - s.pc * yi;
-            grad[i] = w * (dce + ge * (1.0f - 2.0f * yi) * r * ce);
-        }
+        if (want_grad) grad[i] = w * (f.dce + ge * f.sgn * r * ce);
     }
 }
 
 /* The reduced focal loss' variants, out of line so that the plain loss' switch below is compiled as before. */
-#define FK_SIG_RED_CASE(WG, BI, HA) fk_sigmoid_body(n, x, y, at, g, lth, bound, WG, BI, HA, 0, 1, loss, grad)
+#define FK_SIG_RED_CASE(WG, BI, HA) \
+    fk_sigmoid_body(n, x, y, at, 0.0f, 0.0f, g, lth, bound, WG, BI, HA, 0, 1, loss, grad)
 static __attribute__((noinline)) void
 fk_sigmoid_chunk_reduced(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
                          float lth, float bound, int want_grad, int binary, float *restrict loss, float *restrict grad) {
@@ -313,27 +339,23 @@ fk_sigmoid_chunk_reduced(int n, const float *restrict x, const float *restrict y
     }
 }
 
-#define FK_SIG_CASE(WG, BI, HA, SQ) fk_sigmoid_body(n, x, y, at, g, 0.0f, 0.0f, WG, BI, HA, SQ, 0, loss, grad)
-static void fk_sigmoid_chunk(int n, const float *restrict x, const float *restrict y, const float *restrict at,
-                             float g, int want_grad, int binary, float *restrict loss, float *restrict grad) {
-    int code = (want_grad ? 8 : 0) | (binary ? 4 : 0) | (at ? 2 : 0) | (g == 2.0f ? 1 : 0);
-    switch (code) {
-    case 0: FK_SIG_CASE(0, 0, 0, 0); break;
-    case 1: FK_SIG_CASE(0, 0, 0, 1); break;
-    case 2: FK_SIG_CASE(0, 0, 1, 0); break;
-    case 3: FK_SIG_CASE(0, 0, 1, 1); break;
-    case 4: FK_SIG_CASE(0, 1, 0, 0); break;
-    case 5: FK_SIG_CASE(0, 1, 0, 1); break;
-    case 6: FK_SIG_CASE(0, 1, 1, 0); break;
-    case 7: FK_SIG_CASE(0, 1, 1, 1); break;
-    case 8: FK_SIG_CASE(1, 0, 0, 0); break;
-    case 9: FK_SIG_CASE(1, 0, 0, 1); break;
-    case 10: FK_SIG_CASE(1, 0, 1, 0); break;
-    case 11: FK_SIG_CASE(1, 0, 1, 1); break;
-    case 12: FK_SIG_CASE(1, 1, 0, 0); break;
-    case 13: FK_SIG_CASE(1, 1, 0, 1); break;
-    case 14: FK_SIG_CASE(1, 1, 1, 0); break;
-    default: FK_SIG_CASE(1, 1, 1, 1); break;
+/* The plain focal loss' variants: want_grad, binary, the alpha mode (none, per element, one for every class) and
+ * gamma == 2, each loop compiled for its constants. */
+#define FK_SIG_CASE(WG, BI, HA, SQ)                                                                              \
+    case (((WG) * 2 + (BI)) * 3 + (HA)) * 2 + (SQ):                                                             \
+        fk_sigmoid_body(n, x, y, at, a1, a0, g, 0.0f, 0.0f, WG, BI, HA, SQ, 0, loss, grad);                     \
+        break;
+#define FK_SIG_CASES_HA(WG, BI, HA) FK_SIG_CASE(WG, BI, HA, 0) FK_SIG_CASE(WG, BI, HA, 1)
+#define FK_SIG_CASES_BI(WG, BI) FK_SIG_CASES_HA(WG, BI, 0) FK_SIG_CASES_HA(WG, BI, 1) FK_SIG_CASES_HA(WG, BI, 2)
+static void fk_sigmoid_chunk(int n, const float *restrict x, const float *restrict y, int alpha_mode,
+                             const float *restrict at, float a1, float a0, float g, int want_grad, int binary,
+                             float *restrict loss, float *restrict grad) {
+    switch ((((want_grad ? 1 : 0) * 2 + (binary ? 1 : 0)) * 3 + alpha_mode) * 2 + (g == 2.0f ? 1 : 0)) {
+        FK_SIG_CASES_BI(0, 0)
+        FK_SIG_CASES_BI(0, 1)
+        FK_SIG_CASES_BI(1, 0)
+        FK_SIG_CASES_BI(1, 1)
+    default: break;
     }
 }
 
@@ -345,21 +367,19 @@ static inline __attribute__((always_inline)) void
 fk_poly1_body(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g, float eps,
               const int want_grad, const int binary, const int has_at, const int square, float *restrict loss,
               float *restrict grad) {
+    float eb[FK_CHUNK];
+    fk_exp_neg_abs_chunk(n, x, eb);
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float xi = x[i], yi = y[i];
-        fk_logit s = fk_logistic(xi);
+        fk_logit s = fk_logistic_e(xi, eb[i]);
         fk_focal_terms_t f = fk_focal_terms(s, xi, yi, binary);
         float ce = f.ce, u = f.u, logu = f.logu, r = f.r;
         float ug = square ? u * u : fk_exp(g * logu);
         float w = has_at ? at[i] * ug : ug;
         float pu = eps * ug; /* the poly term's weight eps u^g */
         loss[i] = w * ce + pu * u;
-        if (want_grad) {
-            float dce = s.p * (1.0f - yi) - s.pc * yi;
-            float sgn = 1.0f - 2.0f * yi;
-            grad[i] = w * (dce + g * sgn * r * ce) + pu * (g + 1.0f) * sgn * (s.q * s.eq);
-        }
+        if (want_grad) grad[i] = w * (f.dce + g * f.sgn * r * ce) + pu * (g + 1.0f) * f.sgn * (s.q * s.eq);
     }
 }
 
@@ -420,6 +440,14 @@ static double fk_sum_chunk(int n, const float *v) {
 #error "FK_ABI_VERSION must be defined by the build (setup.py reads it from focalkit/backends/cpu/abi.py)"
 #endif
 FK_EXPORT int fk_abi_version(void) { return FK_ABI_VERSION; }
+
+/* v[0] + v[1] + ... + v[n - 1] in this order: the total of a call's float64 block partials (library.BlockSums), the
+ * same additions whatever the thread count or the split that filled them. */
+FK_EXPORT double fk_sum_doubles(const double *v, int64_t n) {
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) acc += v[i];
+    return acc;
+}
 
 /* 1 when the library was built with OpenMP (its kernels then run their pieces on OpenMP threads). */
 FK_EXPORT int fk_openmp(void) {
@@ -527,12 +555,20 @@ fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float 
     const int want_grad = grad_out != NULL;
     const int64_t CS = C * S;
     const int has_at = ap != NULL || (tdt == FK_I64 && has_ignore);
+    /* float targets and one alpha for every class (a scalar alpha; the plain focal loss): alpha_t is formed inside
+     * the loss loop from the two numbers, with no alpha_t array to write and read back */
+    int uniform = ap != NULL && tdt != FK_I64 && !poly && !red.on;
+    for (int64_t c = 1; uniform && c < C; c++) uniform = ap[c] == ap[0] && an[c] == an[0];
     /* (N, C) logits with C <= FK_CHUNK and soft targets: the per-class alphas tiled along a chunk, so that alpha_t is
      * one contiguous vector loop (the class of flat element i is i mod C) instead of C-element segments */
     float apt[2 * FK_CHUNK], ant[2 * FK_CHUNK];
-    const int tiled = ap != NULL && tdt != FK_I64 && S == 1 && C <= FK_CHUNK;
+    const int tiled = ap != NULL && !uniform && tdt != FK_I64 && S == 1 && C <= FK_CHUNK;
     if (tiled) {
-        for (int64_t j = 0; j < FK_CHUNK + C; j++) { apt[j] = ap[j % C]; ant[j] = an[j % C]; }
+        for (int64_t j = 0, c = 0; j < FK_CHUNK + C; j++) { /* no division per entry: a microsecond per call */
+            apt[j] = ap[c];
+            ant[j] = an[c];
+            if (++c == C) c = 0;
+        }
     }
     int64_t bad = 0; /* targets outside [0, 1] / NaN, or class indices outside [0, C] that are not ignore_index */
     for (int64_t i0 = start; i0 < end; i0 += FK_CHUNK) {
@@ -600,7 +636,7 @@ fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float 
             } else {
 #pragma omp simd reduction(| : soft)
                 for (int i = 0; i < n; i++) soft |= (y[i] != 0.0f) & (y[i] != 1.0f);
-                if (ap) fk_alpha_t(i0, n, C, S, ap, an, y, at);
+                if (ap && !uniform) fk_alpha_t(i0, n, C, S, ap, an, y, at);
             }
             binary = !soft;
             if (soft) {
@@ -616,7 +652,8 @@ fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float 
             fk_sigmoid_chunk_reduced(n, x, y, has_at ? at : NULL, gamma, red.lth, red.bound, want_grad, binary, loss,
                                      grad);
         else
-            fk_sigmoid_chunk(n, x, y, has_at ? at : NULL, gamma, want_grad, binary, loss, grad);
+            fk_sigmoid_chunk(n, x, y, uniform ? 2 : has_at ? 1 : 0, at, uniform ? ap[0] : 0.0f, uniform ? an[0] : 0.0f,
+                             gamma, want_grad, binary, loss, grad);
         if (want_grad && xdt != FK_F32) fk_store(grad_out, xdt, i0, n, gbuf);
         if (block_sums) block_sums[i0 / FK_BLOCK] += fk_sum_chunk(n, loss);
     }
