@@ -144,7 +144,7 @@ def _broadcast(spec: LossOp, grad_output: Tensor, like: Tensor) -> Tensor:
 
 def _is_cpu_one(grad_output: Tensor) -> bool:
     """The incoming gradient is the CPU scalar 1 (``loss.backward()`` of a sum), read without a tensor operation."""
-    return grad_output.ndim == 0 and grad_output.device.type == "cpu" and grad_output.item() == 1
+    return grad_output.is_cpu and grad_output.dim() == 0 and grad_output.item() == 1
 
 
 def _scaled(spec: LossOp, grad: Tensor, grad_output: Tensor, *, owned: bool = False) -> Tensor:
@@ -152,7 +152,7 @@ def _scaled(spec: LossOp, grad: Tensor, grad_output: Tensor, *, owned: bool = Fa
     ``owned`` (a fresh buffer nothing else refers to) multiplied in place, so that no second logits-sized buffer is
     allocated (a GPU's incoming 1, or the 1 / N of a mean)."""
     eager = not torch.compiler.is_compiling() and type(grad_output) is Tensor  # not a tracer's fake / proxy tensor
-    if eager and owned and grad.device.type == "cpu" and _is_cpu_one(grad_output):
+    if eager and owned and grad.is_cpu and _is_cpu_one(grad_output):
         return grad  # no copy: autograd moves it into .grad once this node releases it
     if eager and owned and type(grad) is Tensor and grad.is_contiguous():  # no element stored twice (expand)
         return grad.mul_(_broadcast(spec, grad_output, grad))
@@ -285,6 +285,18 @@ class _EagerLoss(torch.autograd.Function):
         return _scaled(spec, grad, grad_loss, owned=True), None, None
 
 
+# torch.autograd.Function.apply without its Python wrapper (argument binding for setup_context, functorch checks and
+# unwrapping: about 5 us, a tenth of a small call); _apply_eager takes the wrapper whenever a functorch transform
+# (vmap, grad, ...) is active, which needs it
+_EAGER_APPLY = torch._C._FunctionBase.__dict__["apply"].__get__(None, _EagerLoss)
+
+
+def _apply_eager(logits: Tensor, targets: Tensor, call: _EagerCall) -> Tensor:
+    if torch._C._are_functorch_transforms_active():
+        return _EagerLoss.apply(logits, targets, call)
+    return _EAGER_APPLY(logits, targets, call)
+
+
 def _scalars_for_compile(values: Sequence[float | Tensor]) -> Tensor:
     """The scalars as one float64 CPU tensor built so that Dynamo keeps a changing float symbolic after one
     recompile instead of specialising on every value (``ones * value``, measured with torch 2.13)."""
@@ -363,7 +375,7 @@ def focal_loss_op(
         # a small input computes its gradient in the forward pass in either mode: one pass instead of two, and
         # the few kilobytes held until backward cost less than a second call (gradient_mode.SMALL_INPUT_ELEMENTS)
         small = not store and logits.numel() <= gradient_mode.SMALL_INPUT_ELEMENTS
-        return _EagerLoss.apply(logits, targets, _EagerCall(spec, prepared, reduce_sum, store=store, small=small))
+        return _apply_eager(logits, targets, _EagerCall(spec, prepared, reduce_sum, store=store, small=small))
     _, forward, kwargs = prepared
     loss, _ = forward(logits, targets, **kwargs, reduce_sum=reduce_sum, compute_grad=False)
     return loss

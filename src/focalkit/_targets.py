@@ -55,6 +55,8 @@ def ncs(shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
         >>> ncs((2, 3, 4, 5))
         (2, 3, 20)
     """
+    if len(shape) == 2:  # the usual (N, C)
+        return int(shape[0]), int(shape[1]), 1
     n = shape[0] if len(shape) >= 1 else 1
     c = shape[1] if len(shape) >= 2 else 1
     s = math.prod(shape[2:]) if len(shape) >= 3 else 1

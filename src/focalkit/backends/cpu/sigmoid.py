@@ -62,7 +62,7 @@ def _bad_targets(targets: Tensor, c: int, ignore_index: int | None, count: int) 
 def _alpha_vec(a: Tensor | None, c: int) -> Tensor:
     if a is None:
         return torch.ones(c, dtype=torch.float32)
-    if a.dtype == torch.float32 and a.device.type == "cpu" and a.shape == (c,) and a.is_contiguous():
+    if a.dtype == torch.float32 and a.is_cpu and a.dim() == 1 and a.size(0) == c and a.is_contiguous():
         return a  # the usual case, without four no-op conversions (only its data pointer is read)
     return a.detach().to(device="cpu", dtype=torch.float32).contiguous().reshape(c)
 
