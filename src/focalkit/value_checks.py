@@ -51,4 +51,4 @@ def value_checks_enabled(tensor: Tensor) -> bool:
     """Whether value checks should run for a tensor on this device, in this mode, now."""
     if _value_check_mode == "never" or torch.compiler.is_compiling():
         return False
-    return _value_check_mode == "always" or tensor.device.type == "cpu"
+    return _value_check_mode == "always" or tensor.is_cpu
