@@ -152,7 +152,7 @@ def _scaled(spec: LossOp, grad: Tensor, grad_output: Tensor, *, owned: bool = Fa
     ``owned`` (a fresh buffer nothing else refers to) multiplied in place, so that no second logits-sized buffer is
     allocated (a GPU's incoming 1, or the 1 / N of a mean)."""
     eager = not torch.compiler.is_compiling() and type(grad_output) is Tensor  # not a tracer's fake / proxy tensor
-    if eager and owned and grad.is_cpu and _is_cpu_one(grad_output):
+    if eager and grad.is_cpu and _is_cpu_one(grad_output):
         return grad  # no copy: autograd moves it into .grad once this node releases it
     if eager and owned and type(grad) is Tensor and grad.is_contiguous():  # no element stored twice (expand)
         return grad.mul_(_broadcast(spec, grad_output, grad))
