@@ -217,16 +217,16 @@ _CUSTOM_OPS = {name: _register(spec) for name, spec in OPS.items()}
 
 
 class _EagerCall:
-    """One eager call of a contract op, everything but its logits and targets: the op, the back-end it resolved to,
-    that back-end's contract function and its keyword arguments (the per-class vectors of C values, made by
-    focalkit without autograd history, and an op's element_args, the caller's detached per-element scores / labels,
-    ride here rather than among the saved tensors), and where the gradient comes from."""
+    """One eager call of a contract op, everything but its logits and targets: the op, the contract function of the
+    back-end it resolved to and its keyword arguments (the per-class vectors of C values, made by focalkit without
+    autograd history, and an op's element_args, the caller's detached per-element scores / labels, ride here rather
+    than among the saved tensors), and where the gradient comes from."""
 
-    __slots__ = ("spec", "backend", "forward", "kwargs", "reduce_sum", "grad_in_forward", "keeps_inputs")
+    __slots__ = ("spec", "forward", "kwargs", "reduce_sum", "grad_in_forward", "keeps_inputs")
 
     def __init__(self, spec: LossOp, prepared: _Prepared, reduce_sum: bool, *, store: bool, small: bool) -> None:
         self.spec = spec
-        self.backend, self.forward, self.kwargs = prepared  # as _prepare returns them
+        _, self.forward, self.kwargs = prepared  # as _prepare returns them
         self.reduce_sum = reduce_sum
         self.grad_in_forward = store or small  # gradient mode "store", or a small input (either mode)
         self.keeps_inputs = small and not store  # a small input keeps its inputs too, for double backward

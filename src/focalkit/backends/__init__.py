@@ -50,7 +50,6 @@ __all__ = [
     "available_backends",
     "backend_counts_invalid_targets",
     "clear_dispatch_cache",
-    "counts_invalid_targets",
     "cpu_kernel_isa",
     "get_differentiable",
     "get_forward",
@@ -191,18 +190,10 @@ def _resolve(op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, Ten
     raise BackendUnavailableError(f"backend: no back-end can run {op}: {' | '.join(refused)}")
 
 
-def counts_invalid_targets(
-    op: str, logits: Tensor, targets: Tensor, tensors: Mapping[str, Tensor | None] | None = None,
-    backend: str | None = None,
-) -> bool:
-    """Whether the back-end that will run this call counts invalid target values in its own pass (and raises the
-    standard error when value checks are on), so that the public function need not scan them first."""
-    return backend_counts_invalid_targets(resolve_backend(op, logits, targets, tensors, backend))
-
-
 @functools.cache
 def backend_counts_invalid_targets(name: str) -> bool:
-    """Whether back-end ``name`` counts invalid target values in its own pass (see :func:`counts_invalid_targets`)."""
+    """Whether back-end ``name`` counts invalid target values in its own pass (and raises the standard error when
+    value checks are on), so that the loss op need not scan them first."""
     return bool(getattr(_package(name), "COUNTS_INVALID_TARGETS", False))
 
 

@@ -6,24 +6,22 @@ Every check names the argument and raises :class:`~focalkit.InvalidArgumentError
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from .._checks import FLOAT_DTYPES, check_same_device, check_tensor, check_unit_interval_values, describe
-from ..backends import counts_invalid_targets
 from ..errors import argument_error, type_error
-from ..value_checks import value_checks_enabled
 
-__all__ = ["check_dense_targets", "check_dense_target_values", "check_loss_weight"]
+__all__ = ["check_dense_targets", "dense_target_scan", "check_loss_weight"]
 
 
 def check_dense_targets(name: str, targets: object, inputs: Tensor, what: str, *, scan_values: bool = True) -> Tensor:
     """Float targets of the inputs' shape with values in [0, 1] (``what`` describes them in messages).
 
-    ``scan_values=False`` leaves the value scan to :func:`check_dense_target_values` (called once the back-end's
-    tensors are known)."""
+    ``scan_values=False`` leaves the value scan to the loss op (:func:`dense_target_scan`, run unless the back-end
+    chosen counts invalid targets in its own pass)."""
     targets = check_tensor(name, targets)
     check_same_device(name, targets, inputs, "inputs")
     if targets.dtype not in FLOAT_DTYPES:
@@ -35,15 +33,10 @@ def check_dense_targets(name: str, targets: object, inputs: Tensor, what: str, *
     return targets
 
 
-def check_dense_target_values(op: str, name: str, inputs: Tensor, targets: Tensor,
-                              tensors: dict[str, Tensor | None] | None = None) -> None:
-    """Scan that the targets lie in [0, 1], unless the back-end that will run ``op`` counts invalid targets in its own
-    pass (it then raises the same error, without a separate scan over the targets). Targets that require a gradient
-    are always scanned here."""
-    if not value_checks_enabled(targets):
-        return
-    if (targets.requires_grad and torch.is_grad_enabled()) or not counts_invalid_targets(op, inputs, targets, tensors):
-        check_unit_interval_values(name, targets)
+def dense_target_scan(name: str, targets: Tensor) -> Callable[[], None]:
+    """The scan that the targets lie in [0, 1], for ``focal_loss_op``'s ``scan_targets`` (which skips it when the
+    back-end chosen counts invalid targets in its own pass and raises the same error)."""
+    return lambda: check_unit_interval_values(name, targets)
 
 
 def check_loss_weight(weight: object, inputs: Tensor, shapes: Sequence[tuple[int, ...]]) -> Tensor | None:

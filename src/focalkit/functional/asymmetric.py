@@ -11,7 +11,7 @@ from .._autograd import focal_loss_op
 from .._checks import check_floating, check_ignore_index, check_number, check_tensor, describe, scalar_value
 from ..errors import argument_error, type_error
 from ..semantics import check_bool, check_label_smoothing, check_reduction
-from ._detection import check_dense_target_values, check_dense_targets, check_loss_weight
+from ._detection import check_dense_targets, check_loss_weight, dense_target_scan
 from ._reduction import check_normalizer, finish_reduction, reduce_elementwise, weighted_loss
 from .softmax import _check_target
 
@@ -95,12 +95,12 @@ def asymmetric_loss(
     if isinstance(targets, Tensor) and not targets.is_floating_point():
         raise type_error("targets", "float targets in [0, 1] of the inputs' shape (multi-hot or soft)", describe(targets))
     targets = check_dense_targets("targets", targets, inputs, "float targets in [0, 1]", scan_values=False)
-    check_dense_target_values("asymmetric", "targets", inputs, targets)
     weight = check_loss_weight(weight, inputs, [tuple(inputs.shape)])
     check_normalizer(normalizer, reduction, False, inputs)
 
     loss = weighted_loss(
         "asymmetric", inputs, targets, reduction, weight, scalars={"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip, "detach_focal_weight": 1.0 if detach_focal_weight else 0.0},
+        scan_targets=dense_target_scan("targets", targets),
     )
     return reduce_elementwise(loss, reduction, inputs, targets, None, normalizer)
 

@@ -12,7 +12,7 @@ from .._checks import check_floating, check_gamma, check_ignore_index, check_num
 from ..errors import argument_error, type_error
 from ..semantics import check_label_smoothing, check_reduction
 from ._alpha import AlphaArg, sigmoid_alpha
-from ._detection import check_dense_target_values, check_dense_targets, check_loss_weight
+from ._detection import check_dense_targets, check_loss_weight, dense_target_scan
 from ._reduction import check_normalizer, finish_reduction, reduce_elementwise, weighted_loss
 from .softmax import _check_target, _index_value_scan
 
@@ -181,12 +181,11 @@ def poly1_focal_loss(
         raise type_error("targets", "float targets in [0, 1] of the inputs' shape", describe(targets))
     targets = check_dense_targets("targets", targets, inputs, "float targets in [0, 1]", scan_values=False)
     alpha_pos, alpha_neg = sigmoid_alpha(alpha, inputs)
-    check_dense_target_values("poly1_focal", "targets", inputs, targets,
-                              {"alpha_pos": alpha_pos, "alpha_neg": alpha_neg})
     weight = check_loss_weight(weight, inputs, [tuple(inputs.shape)])
     check_normalizer(normalizer, reduction, False, inputs)
 
     loss = weighted_loss(
-        "poly1_focal", inputs, targets, reduction, weight, tensors={"alpha_pos": alpha_pos, "alpha_neg": alpha_neg}, scalars={"gamma": gamma, "epsilon": epsilon},
+        "poly1_focal", inputs, targets, reduction, weight, tensors={"alpha_pos": alpha_pos, "alpha_neg": alpha_neg},
+        scalars={"gamma": gamma, "epsilon": epsilon}, scan_targets=dense_target_scan("targets", targets),
     )
     return reduce_elementwise(loss, reduction, inputs, targets, None, normalizer)

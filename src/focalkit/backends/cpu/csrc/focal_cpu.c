@@ -313,8 +313,9 @@ fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const f
             ug = square ? u * u : fk_exp(g * logu);
             ge = g;
         }
-        float ati = has_at == 1 ? at[i] : binary ? (yi != 0.0f ? a1 : a0) : a1 * yi + a0 * (1.0f - yi);
-        float w = has_at ? ati * ug : ug;
+        float w = ug;
+        if (has_at == 1) w = at[i] * ug;
+        else if (has_at == 2) w = (binary ? (yi != 0.0f ? a1 : a0) : a1 * yi + a0 * (1.0f - yi)) * ug;
         loss[i] = w * ce;
         if (want_grad) grad[i] = w * (f.dce + ge * f.sgn * r * ce);
     }
