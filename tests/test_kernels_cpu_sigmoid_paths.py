@@ -1,7 +1,8 @@
 """The fused CPU sigmoid kernel's specialised paths give the general path's numbers: one alpha for every class (formed
 inside the loss loop) against per-class alphas, binary chunks (selections instead of products) against soft ones,
-NaN logits staying NaN on every path; and the host-side pieces around a call (block sums, the mean of a count known on
-the host, the target scan of targets that require a gradient)."""
+NaN logits staying NaN on every path, exp(-|x|) near its underflow; the gradient-only call of a backward pass; and the
+host-side pieces around a call (block sums, the mean of a count known on the host, the target scan of targets that
+require a gradient)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 import torch
 
 import focalkit
+from focalkit.backends.contract import GRADIENT_ONLY
 from focalkit.backends.cpu import library as cpu_lib
+from focalkit.backends.cpu.sigmoid import forward as sigmoid_forward
 
 from test_kernels_cpu import _close, _run_sigmoid, _sigmoid_ref
 
@@ -114,3 +117,82 @@ def test_targets_that_require_a_gradient_are_scanned(monkeypatch, backend):
         focalkit.sigmoid_focal_loss(x, y.requires_grad_(True), reduction="sum")
     with pytest.raises(focalkit.InvalidArgumentError, match="targets"):
         focalkit.sigmoid_focal_loss(x, y.detach(), reduction="sum")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("targets", ["binary", "soft", "indices"])
+@pytest.mark.parametrize("options", [{}, {"alpha": 0.25}, {"per_class": True}, {"gamma": 1.5}, {"reduced": 0.5}])
+def test_gradient_only_gives_the_gradient_of_the_full_call(dtype, targets, options):
+    """``compute_grad=GRADIENT_ONLY`` (a backward pass recomputing the gradient): the kernel forms no loss and returns
+    None in its place, and the gradient is bit for bit the one a call computing both returns."""
+    g = torch.Generator().manual_seed(11)
+    x = (torch.randn(40, 70, generator=g) * 4).to(dtype)  # 2800 elements: several chunks and a partial one
+    if targets == "indices":
+        y = torch.randint(0, 71, (40,), generator=g)
+    else:
+        y = (torch.rand(40, 70, generator=g) < 0.1).to(dtype)
+        if targets == "soft":
+            y[5] = torch.rand(70, generator=g).to(dtype)
+    c = 70
+    ap = an = None
+    if "alpha" in options:
+        ap, an = torch.full((c,), options["alpha"]), torch.full((c,), 1 - options["alpha"])
+    if "per_class" in options:
+        ap = torch.linspace(0.1, 0.9, c)
+        an = 1 - ap
+    kwargs = dict(alpha_pos=ap, alpha_neg=an, gamma=options.get("gamma", 2.0), ignore_index=None,
+                  reduced_threshold=options.get("reduced", 0.0))
+    for reduce_sum in (True, False):
+        loss, grad = sigmoid_forward(x, y, **kwargs, reduce_sum=reduce_sum, compute_grad=True)
+        none, grad_only = sigmoid_forward(x, y, **kwargs, reduce_sum=reduce_sum, compute_grad=GRADIENT_ONLY)
+        assert none is None and loss is not None
+        assert grad_only.dtype == dtype and torch.equal(grad_only, grad)
+
+
+def test_gradient_only_still_refuses_invalid_targets():
+    x = torch.randn(8, 300)
+    y = torch.zeros(8, 300)
+    y[3, 7] = 1.5
+    with pytest.raises(focalkit.InvalidArgumentError, match="targets"):
+        sigmoid_forward(x, y, gamma=2.0, ignore_index=None, reduce_sum=True, compute_grad=GRADIENT_ONLY)
+
+
+def test_the_backward_pass_asks_for_the_gradient_only(monkeypatch):
+    """The recompute mode's backward requests GRADIENT_ONLY, and its gradient is the store mode's."""
+    from focalkit.backends.cpu import sigmoid as cpu_sigmoid
+
+    seen = []
+    original = cpu_sigmoid.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["compute_grad"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cpu_sigmoid, "forward", spy)
+    monkeypatch.setenv("FOCALKIT_BACKEND", "cpu")
+    x, y = _inputs((600, 200), soft_rows=False, seed=9)  # above the small-call size: the gradient comes in backward
+    grads = {}
+    for mode in ("recompute", "store"):
+        xg = x.clone().requires_grad_(True)
+        focalkit.set_gradient_mode(mode)
+        try:
+            focalkit.sigmoid_focal_loss(xg, y, alpha=0.25, reduction="sum").backward()
+        finally:
+            focalkit.set_gradient_mode("recompute")
+        grads[mode] = xg.grad
+    assert GRADIENT_ONLY in seen
+    torch.testing.assert_close(grads["recompute"], grads["store"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("magnitude", [0.0, 20.0, 86.5, 87.4, 87.9, 88.0, 88.5, 100.0, 1e30])
+def test_exp_of_minus_abs_x_near_the_underflow_and_beyond(magnitude):
+    """exp(-|x|) is formed without a clamp of its result: near and beyond |x| = 88 the loss and gradient keep the
+    float64 reference's values (to the float32 tolerance), on both sides and for both targets."""
+    x = torch.tensor([[magnitude, -magnitude]] * 2, dtype=torch.float32).repeat(1, 150)
+    y = torch.zeros_like(x)
+    y[1] = 1.0
+    loss, grad = _run_sigmoid(x, y, gamma=2.0)
+    ref_loss, ref_grad = _sigmoid_ref(x, y, None, None, 2.0)
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    _close(loss, ref_loss, torch.float32, "loss")
+    _close(grad, ref_grad, torch.float32, "grad")

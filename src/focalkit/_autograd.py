@@ -12,11 +12,12 @@ For every op of :data:`focalkit.backends.contract.OPS` this module registers ``f
   specialise the graph (a float argument of a custom op would);
 - in gradient mode ``"recompute"`` (:mod:`focalkit.gradient_mode`, the default) the autograd formula saves only the
   inputs (logits and targets, plus the per-class vectors of C values): no logits-sized tensor beyond what the caller
-  already holds. The backward runs the fused back-end again with ``compute_grad=True``, which writes
-  d loss / d logits in one pass, and multiplies it by the incoming gradient in place (for a ``"sum"`` whose
-  incoming gradient is the CPU scalar 1, eager mode hands that fresh buffer to ``.grad`` untouched). In mode ``"store"``
-  the forward pass computes the gradient with the loss and saves it, and the backward returns it times the incoming
-  gradient (always a new tensor, so that a retained graph's saved gradient is never handed out to be modified);
+  already holds. The backward runs the fused back-end again with ``compute_grad=True`` (outside ``torch.compile``
+  with ``GRADIENT_ONLY``: a back-end that can then skips the losses), which writes d loss / d logits in one pass,
+  and multiplies it by the incoming gradient in place (for a ``"sum"`` whose incoming gradient is the CPU scalar 1,
+  eager mode hands that fresh buffer to ``.grad`` untouched). In mode ``"store"`` the forward pass computes the
+  gradient with the loss and saves it, and the backward returns it times the incoming gradient (always a new tensor,
+  so that a retained graph's saved gradient is never handed out to be modified);
 - with ``create_graph=True`` (double backward: Hessian-vector products, gradient penalties, meta-learning) the
   backward instead differentiates the op's *differentiable composition* (the same loss as log-space torch
   operations, :func:`focalkit.backends.get_differentiable`) with autograd, so second and higher derivatives are exact
@@ -46,7 +47,7 @@ from torch import Tensor
 
 from . import gradient_mode
 from .backends import backend_counts_invalid_targets, get_differentiable, get_forward, resolve_backend
-from .backends.contract import OPS, LossOp
+from .backends.contract import GRADIENT_ONLY, OPS, LossOp
 from .errors import InvalidArgumentError
 from .value_checks import value_checks_enabled
 
@@ -280,7 +281,7 @@ class _EagerLoss(torch.autograd.Function):
             named, values = call.differentiable_arguments()
             grad = _second_order(spec, logits, targets, named, values, call.kwargs["ignore_index"], grad_loss)
             return grad, None, None
-        _, grad = call.forward(logits.detach(), targets, **call.kwargs, reduce_sum=True, compute_grad=True)
+        _, grad = call.forward(logits.detach(), targets, **call.kwargs, reduce_sum=True, compute_grad=GRADIENT_ONLY)
         # a new gradient buffer that only this backward holds
         return _scaled(spec, grad, grad_loss, owned=True), None, None
 

@@ -14,6 +14,10 @@ that returns, from one pass over the data,
 - ``grad``: d loss_i / d logits (the derivative of the *sum* of the losses), of the logits' shape and dtype, when
   ``compute_grad``; else None, and no gradient work is done.
 
+``compute_grad`` may also be :data:`GRADIENT_ONLY` (a true value): the caller needs the gradient alone (a backward
+pass that recomputes it from the saved inputs), so a back-end may skip forming the losses and return None in the
+loss's place; one that makes no such distinction returns both, as for ``True``.
+
 Arguments: ``logits`` (N, C, d1, ...) floating point; ``targets`` float of the logits' shape or int64 class indices
 of shape (N, d1, ...); tensor args are float vectors of length C on the logits' device (or None: absent); scalar
 args are Python floats; ``ignore_index`` is an int (index targets only) or None. An op's ``element_args`` are
@@ -30,7 +34,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LossOp", "OPS"]
+__all__ = ["GRADIENT_ONLY", "LossOp", "OPS"]
+
+#: ``compute_grad`` value of a call that needs the gradient alone (see the module docstring)
+GRADIENT_ONLY = "only"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from ...errors import InvalidArgumentError
 from ..._checks import check_class_indices, check_unit_interval_values
 from ..._targets import ncs
 from ...value_checks import value_checks_enabled
+from ..contract import GRADIENT_ONLY
 from . import library as cpu_lib
 
 __all__ = ["forward"]
@@ -68,7 +69,7 @@ def _alpha_vec(a: Tensor | None, c: int) -> Tensor:
 
 
 def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None, alpha_neg: Tensor | None = None,
-            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool, reduced_threshold: float = 0.0
+            gamma: float, ignore_index: int | None, reduce_sum: bool, compute_grad: bool | str, reduced_threshold: float = 0.0
 ) -> tuple[Tensor, Tensor | None]:
     """Sigmoid focal loss and d loss_i / d x_i in one pass (kernel contract, fused CPU back-end).
 
@@ -81,6 +82,7 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
         ignore_index: index-target value to ignore, or None.
         reduce_sum: return the 0-d float32 sum (deterministic: float64 block partials added in order).
         compute_grad: also return the gradient in the logits' dtype; otherwise None and no gradient work.
+            ``GRADIENT_ONLY``: the gradient alone (the kernel forms no loss; None in its place).
         reduced_threshold: th in (0, 1] for the reduced focal loss (factor ((1 - p_t) / th)^gamma where p_t >= th,
             1 below), or 0 (off).
 
@@ -109,9 +111,10 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
     if alpha_pos is not None or alpha_neg is not None:
         ap, an = _alpha_vec(alpha_pos, c), _alpha_vec(alpha_neg, c)
 
-    loss = None if reduce_sum else torch.empty(shape, dtype=torch.float32)
+    gradient_only = compute_grad is GRADIENT_ONLY  # the kernel then forms no loss at all
+    loss = None if reduce_sum or gradient_only else torch.empty(shape, dtype=torch.float32)
     grad = torch.empty_like(x, memory_format=torch.contiguous_format) if compute_grad else None
-    sums = cpu_lib.block_sums(total, reduce_sum)
+    sums = cpu_lib.block_sums(total, reduce_sum and not gradient_only)
     has_ignore = ignore_index is not None and not floating
     address = cpu_lib.address
     head = (x.data_ptr(), cpu_lib.DTYPE_CODES[x.dtype], t.data_ptr(), cpu_lib.DTYPE_CODES[t.dtype], address(ap),
@@ -129,6 +132,6 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
         else:
             check_class_indices("targets", targets, 0, c, ignore_index if has_ignore else None)
         raise _bad_targets(targets, c, ignore_index if has_ignore else None, bad)
-    if reduce_sum:
+    if sums is not None:
         loss = sums.total()
     return loss, grad

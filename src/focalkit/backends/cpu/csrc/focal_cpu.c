@@ -51,8 +51,10 @@ enum { FK_F32 = 0, FK_F16 = 1, FK_BF16 = 2, FK_I64 = 3 };
 static inline float fk_asfloat(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
 static inline int32_t fk_asint(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
 
-/* exp(x) for x in [-88, 0], the caller bounding x (fk_logistic passes -min(|x|, 88)): no clamp at all, which in the
- * sigmoid loops (a few percent of their time) is worth a separate function. Results below 2^-126 are flushed to 0. */
+/* exp(x) for x in [-88, 88] (not NaN), the caller bounding x (fk_logistic passes -min(|x|, 88)): no clamp and no
+ * selection at all, which in the sigmoid loops (several percent of their time) is worth a separate function. The
+ * scale 2^n has n >= -127 there, and 2^-127 is written as +0 (biased exponent 0): results below about 2^-126.5 come
+ * out exactly 0, those just under 2^-126 as subnormals. */
 static inline __attribute__((always_inline)) float fk_exp_bounded(float x) {
     float t = x * 1.44269504088896341f;
     float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest */
@@ -68,17 +70,15 @@ static inline __attribute__((always_inline)) float fk_exp_bounded(float x) {
     p = p * r + 4.999999403953552e-1f;
     float y = p * (r * r) + r + 1.0f;
     int32_t ni = (int32_t)n;
-    int32_t bits = (ni + 127) << 23;
-    float scale = fk_asfloat(bits);
-    float res = y * scale;
-    return ni < -126 ? 0.0f : res;
+    return y * fk_asfloat((int32_t)((uint32_t)(ni + 127) << 23));
 }
 
 /* exp(x) for x <= 0 (or NaN, which gives 0): fk_exp without its upper clamp, one instruction fewer in the hot loops
  * (exp(x_k - max)). */
 static inline __attribute__((always_inline)) float fk_exp_neg(float x) {
     x = x < -88.0f ? -88.0f : x;
-    return fk_exp_bounded(x);
+    float res = fk_exp_bounded(x);
+    return x >= -88.0f ? res : 0.0f; /* false for NaN only */
 }
 
 /* exp(-a) for a = |x| >= 0 or NaN, as exp(-min(a, 88)) (a NaN gives exp(-88) = 0, as fk_exp_neg(NaN)): the sigmoid
@@ -215,7 +215,7 @@ typedef struct {
 
 static inline __attribute__((always_inline)) fk_logit fk_logistic_e(float x, float e) {
     fk_logit s;
-    s.ax = x < 0.0f ? -x : x;
+    s.ax = __builtin_fabsf(x);
     s.e = e;
     s.l = fk_log1p01(s.e);
     s.q = 1.0f / (1.0f + s.e);
@@ -241,7 +241,24 @@ static inline __attribute__((always_inline)) fk_logit fk_logistic(float x) {
 static inline __attribute__((always_inline)) void fk_exp_neg_abs_chunk(int n, const float *restrict x,
                                                                        float *restrict e) {
 #pragma omp simd
-    for (int i = 0; i < n; i++) e[i] = fk_exp_neg_abs(x[i] < 0.0f ? -x[i] : x[i]);
+    for (int i = 0; i < n; i++) e[i] = fk_exp_neg_abs(__builtin_fabsf(x[i]));
+}
+
+/* The same loop over n logits and their float targets y, returning 1 when a target in the chunk is not exactly 0 or 1
+ * (soft, or invalid: only such a chunk is then scanned for targets outside [0, 1]). The test is on the bits (integer
+ * compares beside the exp's floating-point work: a loop of its own for it cost about 6 % of a sigmoid pass); -0.0
+ * counts as soft, which only takes the general path. */
+static inline __attribute__((always_inline)) int fk_exp_neg_abs_scan_chunk(int n, const float *restrict x,
+                                                                            const float *restrict y,
+                                                                            float *restrict e) {
+    int soft = 0;
+#pragma omp simd reduction(| : soft)
+    for (int i = 0; i < n; i++) {
+        e[i] = fk_exp_neg_abs(__builtin_fabsf(x[i]));
+        int32_t b = fk_asint(y[i]);
+        soft |= (b != 0) & (b != 0x3f800000);
+    }
+    return soft;
 }
 
 /* The focal quantities of a logit and a target y in [0, 1]: CE = max(x, 0) - x y + l, u = 1 - p_t = q A with
@@ -256,12 +273,9 @@ typedef struct {
 static inline __attribute__((always_inline)) fk_focal_terms_t fk_focal_terms(fk_logit s, float x, float y,
                                                                              const int binary) {
     fk_focal_terms_t f;
-    float ym = 1.0f - y;
-    float yc = s.nonneg ? y : ym;
-    float ycomp = s.nonneg ? ym : y;
-    int small = ycomp == 0.0f; /* target on the predicted side: u = e q */
     if (binary) {
         int positive = y != 0.0f;
+        int small = s.nonneg == positive; /* target on the predicted side: u = e q */
         f.ce = s.ax * (small ? 0.0f : 1.0f) + s.l; /* a product, not a selection: a NaN logit stays NaN */
         f.logu = small ? -s.ax - s.l : -s.l;
         f.r = small ? s.q : s.eq;
@@ -269,6 +283,10 @@ static inline __attribute__((always_inline)) fk_focal_terms_t fk_focal_terms(fk_
         f.dce = positive ? -s.pc : s.p;
         f.sgn = positive ? -1.0f : 1.0f;
     } else {
+        float ym = 1.0f - y;
+        float yc = s.nonneg ? y : ym;
+        float ycomp = s.nonneg ? ym : y;
+        int small = ycomp == 0.0f; /* target on the predicted side: u = e q */
         f.ce = (s.nonneg ? x * ym : -x * y) + s.l;
         f.dce = s.p * ym - s.pc * y;
         f.sgn = 1.0f - 2.0f * y;
@@ -289,14 +307,14 @@ static inline __attribute__((always_inline)) fk_focal_terms_t fk_focal_terms(fk_
 /*   times them is 0) or 2 (one alpha for every class: alpha_t = a1 y + a0 (1 - y), formed in the loop).  */
 /* binary != 0: every y is exactly 0 or 1 (skips one log and one division).                           */
 /* square != 0: gamma == 2, u^gamma = u * u (no exp).                                                 */
+/* want_grad: 0 (the loss), 1 (the loss and the gradient) or 2 (the gradient alone; loss is not written).   */
 /* reduced != 0: the reduced focal loss, factor exp(g (log u - lth)) = (u / th)^g where u <= bound      */
 /*   (bound = 1 - th: p_t >= th) and 1 with an effective gamma of 0 (plain cross-entropy) elsewhere.     */
 static inline __attribute__((always_inline)) void
-fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const float *restrict at, float a1, float a0,
+fk_sigmoid_body(int n, const float *restrict x, const float *restrict eb, const float *restrict y,
+                const float *restrict at, float a1, float a0,
                 float g, float lth, float bound, const int want_grad, const int binary, const int has_at,
                 const int square, const int reduced, float *restrict loss, float *restrict grad) {
-    float eb[FK_CHUNK];
-    fk_exp_neg_abs_chunk(n, x, eb);
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float xi = x[i], yi = y[i];
@@ -316,18 +334,19 @@ fk_sigmoid_body(int n, const float *restrict x, const float *restrict y, const f
         float w = ug;
         if (has_at == 1) w = at[i] * ug;
         else if (has_at == 2) w = (binary ? (yi != 0.0f ? a1 : a0) : a1 * yi + a0 * (1.0f - yi)) * ug;
-        loss[i] = w * ce;
+        if (want_grad != 2) loss[i] = w * ce;
         if (want_grad) grad[i] = w * (f.dce + ge * f.sgn * r * ce);
     }
 }
 
 /* The reduced focal loss' variants, out of line so that the plain loss' switch below is compiled as before. */
 #define FK_SIG_RED_CASE(WG, BI, HA) \
-    fk_sigmoid_body(n, x, y, at, 0.0f, 0.0f, g, lth, bound, WG, BI, HA, 0, 1, loss, grad)
+    fk_sigmoid_body(n, x, eb, y, at, 0.0f, 0.0f, g, lth, bound, WG, BI, HA, 0, 1, loss, grad)
 static __attribute__((noinline)) void
-fk_sigmoid_chunk_reduced(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
+fk_sigmoid_chunk_reduced(int n, const float *restrict x, const float *restrict eb, const float *restrict y,
+                         const float *restrict at, float g,
                          float lth, float bound, int want_grad, int binary, float *restrict loss, float *restrict grad) {
-    int code = (want_grad ? 4 : 0) | (binary ? 2 : 0) | (at ? 1 : 0);
+    int code = want_grad * 4 + (binary ? 2 : 0) + (at ? 1 : 0);
     switch (code) {
     case 0: FK_SIG_RED_CASE(0, 0, 0); break;
     case 1: FK_SIG_RED_CASE(0, 0, 1); break;
@@ -336,26 +355,33 @@ fk_sigmoid_chunk_reduced(int n, const float *restrict x, const float *restrict y
     case 4: FK_SIG_RED_CASE(1, 0, 0); break;
     case 5: FK_SIG_RED_CASE(1, 0, 1); break;
     case 6: FK_SIG_RED_CASE(1, 1, 0); break;
-    default: FK_SIG_RED_CASE(1, 1, 1); break;
+    case 7: FK_SIG_RED_CASE(1, 1, 1); break;
+    case 8: FK_SIG_RED_CASE(2, 0, 0); break;
+    case 9: FK_SIG_RED_CASE(2, 0, 1); break;
+    case 10: FK_SIG_RED_CASE(2, 1, 0); break;
+    default: FK_SIG_RED_CASE(2, 1, 1); break;
     }
 }
 
-/* The plain focal loss' variants: want_grad, binary, the alpha mode (none, per element, one for every class) and
- * gamma == 2, each loop compiled for its constants. */
+/* The plain focal loss' variants: want_grad (0, 1 or 2, as for fk_sigmoid_body), binary, the alpha mode (none, per
+ * element, one for every class) and gamma == 2, each loop compiled for its constants. */
 #define FK_SIG_CASE(WG, BI, HA, SQ)                                                                              \
     case (((WG) * 2 + (BI)) * 3 + (HA)) * 2 + (SQ):                                                             \
-        fk_sigmoid_body(n, x, y, at, a1, a0, g, 0.0f, 0.0f, WG, BI, HA, SQ, 0, loss, grad);                     \
+        fk_sigmoid_body(n, x, eb, y, at, a1, a0, g, 0.0f, 0.0f, WG, BI, HA, SQ, 0, loss, grad);                 \
         break;
 #define FK_SIG_CASES_HA(WG, BI, HA) FK_SIG_CASE(WG, BI, HA, 0) FK_SIG_CASE(WG, BI, HA, 1)
 #define FK_SIG_CASES_BI(WG, BI) FK_SIG_CASES_HA(WG, BI, 0) FK_SIG_CASES_HA(WG, BI, 1) FK_SIG_CASES_HA(WG, BI, 2)
-static void fk_sigmoid_chunk(int n, const float *restrict x, const float *restrict y, int alpha_mode,
+static void fk_sigmoid_chunk(int n, const float *restrict x, const float *restrict eb, const float *restrict y,
+                             int alpha_mode,
                              const float *restrict at, float a1, float a0, float g, int want_grad, int binary,
                              float *restrict loss, float *restrict grad) {
-    switch ((((want_grad ? 1 : 0) * 2 + (binary ? 1 : 0)) * 3 + alpha_mode) * 2 + (g == 2.0f ? 1 : 0)) {
+    switch (((want_grad * 2 + (binary ? 1 : 0)) * 3 + alpha_mode) * 2 + (g == 2.0f ? 1 : 0)) {
         FK_SIG_CASES_BI(0, 0)
         FK_SIG_CASES_BI(0, 1)
         FK_SIG_CASES_BI(1, 0)
         FK_SIG_CASES_BI(1, 1)
+        FK_SIG_CASES_BI(2, 0)
+        FK_SIG_CASES_BI(2, 1)
     default: break;
     }
 }
@@ -365,11 +391,10 @@ static void fk_sigmoid_chunk(int n, const float *restrict x, const float *restri
  *   L = u^g (a_t CE + eps u),  dL/dx = a_t u^g (dCE + g (1 - 2y) r CE) + eps (g + 1) u^g (1 - 2y) p (1 - p),
  * using r u = p (1 - p) = q e q. The poly term is not alpha-weighted. */
 static inline __attribute__((always_inline)) void
-fk_poly1_body(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g, float eps,
+fk_poly1_body(int n, const float *restrict x, const float *restrict eb, const float *restrict y,
+              const float *restrict at, float g, float eps,
               const int want_grad, const int binary, const int has_at, const int square, float *restrict loss,
               float *restrict grad) {
-    float eb[FK_CHUNK];
-    fk_exp_neg_abs_chunk(n, x, eb);
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float xi = x[i], yi = y[i];
@@ -385,14 +410,13 @@ fk_poly1_body(int n, const float *restrict x, const float *restrict y, const flo
 }
 
 /* Its variants: one out-of-line function each (inlined into one switch, GCC leaves most of the loops scalar). */
-typedef void (*fk_poly1_fn)(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
-                            float eps, float *restrict loss, float *restrict grad);
+typedef void (*fk_poly1_fn)(int n, const float *restrict x, const float *restrict eb, const float *restrict y,
+                            const float *restrict at, float g, float eps, float *restrict loss, float *restrict grad);
 #define FK_POLY1_DEFINE(WG, BI, HA, SQ)                                                                            \
-    static __attribute__((noinline)) void fk_poly1_##WG##BI##HA##SQ(int n, const float *restrict x,              \
-                                                                     const float *restrict y,                     \
-                                                                     const float *restrict at, float g, float eps, \
-                                                                     float *restrict loss, float *restrict grad) { \
-        fk_poly1_body(n, x, y, at, g, eps, WG, BI, HA, SQ, loss, grad);                                          \
+    static __attribute__((noinline)) void fk_poly1_##WG##BI##HA##SQ(                                              \
+        int n, const float *restrict x, const float *restrict eb, const float *restrict y, const float *restrict at, \
+        float g, float eps, float *restrict loss, float *restrict grad) {                                          \
+        fk_poly1_body(n, x, eb, y, at, g, eps, WG, BI, HA, SQ, loss, grad);                                      \
     }
 #define FK_POLY1_DEFINE_WG(WG)                                                                                     \
     FK_POLY1_DEFINE(WG, 0, 0, 0) FK_POLY1_DEFINE(WG, 0, 0, 1) FK_POLY1_DEFINE(WG, 0, 1, 0)                       \
@@ -405,10 +429,11 @@ FK_POLY1_DEFINE_WG(1)
         fk_poly1_##WG##101, fk_poly1_##WG##110, fk_poly1_##WG##111
 static const fk_poly1_fn fk_poly1_variants[2][8] = {{FK_POLY1_ROW(0)}, {FK_POLY1_ROW(1)}};
 
-static void fk_poly1_chunk(int n, const float *restrict x, const float *restrict y, const float *restrict at, float g,
-                           float eps, int want_grad, int binary, float *restrict loss, float *restrict grad) {
+static void fk_poly1_chunk(int n, const float *restrict x, const float *restrict eb, const float *restrict y,
+                           const float *restrict at, float g, float eps, int want_grad, int binary, float *restrict loss,
+                           float *restrict grad) {
     int variant = (binary ? 4 : 0) | (at ? 2 : 0) | (g == 2.0f ? 1 : 0);
-    fk_poly1_variants[want_grad ? 1 : 0][variant](n, x, y, at, g, eps, loss, grad);
+    fk_poly1_variants[want_grad ? 1 : 0][variant](n, x, eb, y, at, g, eps, loss, grad);
 }
 
 /* The sum of a chunk's n losses in double. A full chunk (FK_CHUNK = 256, the common case) is added as a fixed tree:
@@ -544,7 +569,8 @@ static void fk_alpha_t(int64_t i0, int n, int64_t C, int64_t S, const float *ap,
  * tdt: FK_F32/FK_F16/FK_BF16 (soft targets of the logits' shape) or FK_I64 (class indices, shape (N, S)).
  * ap, an: per-class alpha (C,) or NULL (weight 1). loss_out: per-element float32 or NULL.
  * grad_out: gradient in dtype xdt or NULL. block_sums: when not NULL, block_sums[b] += sum of losses of
- * global block b = flat_index / FK_BLOCK (start must then be a multiple of FK_BLOCK).
+ * global block b = flat_index / FK_BLOCK (start must then be a multiple of FK_BLOCK). With grad_out but neither
+ * loss_out nor block_sums (a backward pass that recomputes the gradient), the losses are not formed at all.
  * reduced_threshold: th in (0, 1] for the reduced focal loss, 0 for the focal loss (fk_sigmoid_focal; the driver takes
  * its scalars, and poly / eps for fk_poly1_focal).
  */
@@ -552,8 +578,9 @@ static inline __attribute__((always_inline)) int64_t
 fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float *ap, const float *an, float gamma,
                   const fk_reduced red, int poly, float eps, int64_t ignore_index, int has_ignore, int64_t C, int64_t S,
                   int64_t start, int64_t end, float *loss_out, void *grad_out, double *block_sums) {
-    float xbuf[FK_CHUNK], ybuf[FK_CHUNK], at[FK_CHUNK], lbuf[FK_CHUNK], gbuf[FK_CHUNK];
+    float xbuf[FK_CHUNK], ybuf[FK_CHUNK], eb[FK_CHUNK], at[FK_CHUNK], lbuf[FK_CHUNK], gbuf[FK_CHUNK];
     const int want_grad = grad_out != NULL;
+    const int grad_mode = !want_grad ? 0 : (loss_out || block_sums) ? 1 : 2; /* fk_sigmoid_body's want_grad */
     const int64_t CS = C * S;
     const int has_at = ap != NULL || (tdt == FK_I64 && has_ignore);
     /* float targets and one alpha for every class (a scalar alpha; the plain focal loss): alpha_t is formed inside
@@ -621,11 +648,13 @@ fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float 
                 }
                 i += len;
             }
+            fk_exp_neg_abs_chunk(n, x, eb);
         } else {
             if (tdt == FK_F32) y = (const float *)tp + i0;
             else fk_load(tp, tdt, i0, n, ybuf);
             /* soft: a target other than exactly 0 or 1 in this chunk (one OR-reduction, in the alpha loop when there
-             * is one); only such a chunk can hold an invalid target, so only then are they counted */
+             * is one, else in the exp loop); only such a chunk can hold an invalid target, so only then are they
+             * counted */
             int soft = 0;
             if (tiled) {
                 const float *apc = apt + i0 % C, *anc = ant + i0 % C;
@@ -634,9 +663,9 @@ fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float 
                     at[i] = apc[i] * y[i] + anc[i] * (1.0f - y[i]);
                     soft |= (y[i] != 0.0f) & (y[i] != 1.0f);
                 }
+                fk_exp_neg_abs_chunk(n, x, eb);
             } else {
-#pragma omp simd reduction(| : soft)
-                for (int i = 0; i < n; i++) soft |= (y[i] != 0.0f) & (y[i] != 1.0f);
+                soft = fk_exp_neg_abs_scan_chunk(n, x, y, eb);
                 if (ap && !uniform) fk_alpha_t(i0, n, C, S, ap, an, y, at);
             }
             binary = !soft;
@@ -648,13 +677,13 @@ fk_sigmoid_driver(const void *xp, int xdt, const void *tp, int tdt, const float 
             }
         }
         if (poly)
-            fk_poly1_chunk(n, x, y, has_at ? at : NULL, gamma, eps, want_grad, binary, loss, grad);
+            fk_poly1_chunk(n, x, eb, y, has_at ? at : NULL, gamma, eps, want_grad, binary, loss, grad);
         else if (red.on)
-            fk_sigmoid_chunk_reduced(n, x, y, has_at ? at : NULL, gamma, red.lth, red.bound, want_grad, binary, loss,
-                                     grad);
+            fk_sigmoid_chunk_reduced(n, x, eb, y, has_at ? at : NULL, gamma, red.lth, red.bound, grad_mode, binary,
+                                     loss, grad);
         else
-            fk_sigmoid_chunk(n, x, y, uniform ? 2 : has_at ? 1 : 0, at, uniform ? ap[0] : 0.0f, uniform ? an[0] : 0.0f,
-                             gamma, want_grad, binary, loss, grad);
+            fk_sigmoid_chunk(n, x, eb, y, uniform ? 2 : has_at ? 1 : 0, at, uniform ? ap[0] : 0.0f, uniform ? an[0] : 0.0f,
+                             gamma, grad_mode, binary, loss, grad);
         if (want_grad && xdt != FK_F32) fk_store(grad_out, xdt, i0, n, gbuf);
         if (block_sums) block_sums[i0 / FK_BLOCK] += fk_sum_chunk(n, loss);
     }
