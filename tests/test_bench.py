@@ -156,6 +156,29 @@ def test_quietness_verdict_names_each_kind_of_noise():
     assert len(reasons) == 2 and all("30.0x" in r for r in reasons)
     reasons = quiet.verdict(_state(0.5, 2.0, 2.0), _state(0.5, 2.0, 4.0))
     assert len(reasons) == 1 and "changed 2.0x during the run" in reasons[0]
+    reasons = quiet.verdict(_state(0.5, 2.0, 2.0), _state(0.5, 2.0, 2.6))  # a 1.3x drift: the median alone moved
+    assert len(reasons) == 1 and "changed 1.3x during the run" in reasons[0]
+
+
+def test_quietness_verdict_refuses_a_floor_whose_repetitions_spread():
+    """A neighbour on the shared cores slows some repetitions and not others: the medians can look normal while the
+    interquartile range of the floor's repetitions is wide."""
+    from focalkit_app.bench import quiet
+
+    steady = {**_state(0.5, 2.0, 2.0), "floor_relative_iqr": {"100000": 0.04, "1000000": 0.06}}
+    assert quiet.verdict(steady, steady) == []
+    noisy = {**_state(0.5, 2.0, 2.0), "floor_relative_iqr": {"100000": 0.05, "1000000": 0.5}}
+    reasons = quiet.verdict(steady, noisy)
+    assert len(reasons) == 1 and "after the run at 1000000 elements" in reasons[0] and "50%" in reasons[0]
+
+
+def test_machine_state_records_the_floor_and_its_spread():
+    from focalkit_app.bench import quiet
+
+    state = quiet.machine_state(threads=1, min_run_time=0.05)
+    assert set(state["floor_ns_per_element"]) == set(state["floor_relative_iqr"]) == {"100000", "1000000"}
+    assert all(v > 0 for v in state["floor_ns_per_element"].values())
+    assert all(v >= 0 for v in state["floor_relative_iqr"].values())
 
 
 def _tiny_groups(quick: bool = False, compile_peers: bool = True):
