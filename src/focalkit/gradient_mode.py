@@ -5,8 +5,9 @@
   and backward beyond the inputs, and ``create_graph=True`` works (double backward goes through a log-space
   composition). Forward + backward cost two passes of the kernel.
 - ``"store"``: the forward pass computes the loss and its gradient in one pass and saves the gradient (one
-  logits-sized tensor); the backward only scales it. Forward + backward cost one pass, about half the time of
-  ``"recompute"`` for the loss itself, but the gradient is held from forward to backward and double backward raises
+  logits-sized tensor); the backward only scales it into a new tensor. Forward + backward cost one kernel pass and
+  one more logits-sized write (faster than ``"recompute"`` at 1 thread, not always at 2: ``docs/benchmarks.md``
+  measures both), the gradient is held from forward to backward, and double backward raises
   :class:`focalkit.InvalidArgumentError` (the loss kept only its first derivative).
 
 Small inputs: outside ``torch.compile``, a call on at most ``SMALL_INPUT_ELEMENTS`` (65,536) logits computes its
