@@ -287,9 +287,9 @@ def block_sums(count: int, reduce_sum: bool) -> BlockSums | None:
 
 def row_outputs(loss_shape: tuple[int, ...], logits: Tensor, rows: int, reduce_sum: bool, compute_grad: bool
                 ) -> tuple[Tensor | None, Tensor | None, BlockSums | None]:
-    """The buffers a per-row kernel writes: float32 per-row losses of ``loss_shape`` (None with ``reduce_sum``), the
-    gradient in the logits' shape and dtype (None without ``compute_grad``) and the partial sums of ``rows`` rows'
-    losses, one per BLOCK rows (None without ``reduce_sum``)."""
+    """The buffers a kernel writes: float32 losses of ``loss_shape``, one per row or per element (None with
+    ``reduce_sum``), the gradient in the logits' shape and dtype (None without ``compute_grad``) and the partial sums
+    of the ``rows`` losses, one per BLOCK of them (None without ``reduce_sum``)."""
     loss = None if reduce_sum else torch.empty(loss_shape, dtype=torch.float32)
     grad = torch.empty(logits.shape, dtype=logits.dtype) if compute_grad else None
     return loss, grad, block_sums(rows, reduce_sum)

@@ -125,9 +125,7 @@ def run(op: str, logits: Tensor, targets: Tensor, *, params: Sequence[float], el
         raise InvalidArgumentError(f"params: expected at most {_PARAMS} values, got {len(values)}")
     prm = torch.tensor(values + [0.0] * (_PARAMS - len(values)), dtype=torch.float32)
 
-    loss = None if reduce_sum else torch.empty(shape, dtype=torch.float32)
-    grad = torch.empty(shape, dtype=x.dtype) if compute_grad else None
-    sums = cpu_lib.block_sums(total, reduce_sum)
+    loss, grad, sums = cpu_lib.row_outputs(tuple(shape), x, total, reduce_sum, compute_grad)
 
     code = LOSS_CODES[op]
     xdt, tdt = cpu_lib.DTYPE_CODES[x.dtype], cpu_lib.DTYPE_CODES[t.dtype]
@@ -135,12 +133,8 @@ def run(op: str, logits: Tensor, targets: Tensor, *, params: Sequence[float], el
     has_ignore = ignore_index is not None and index_targets
     ign = int(ignore_index) if has_ignore else 0
     xp, tp, pp = x.data_ptr(), t.data_ptr(), prm.data_ptr()
-    ep = e.data_ptr() if e is not None else None
-    app = ap.data_ptr() if ap is not None else None
-    anp = an.data_ptr() if an is not None else None
-    lp = loss.data_ptr() if loss is not None else None
-    gp = grad.data_ptr() if grad is not None else None
-    sp = cpu_lib.address(sums)
+    address = cpu_lib.address
+    ep, app, anp, lp, gp, sp = address(e), address(ap), address(an), address(loss), address(grad), address(sums)
 
     if poly1_sigmoid_kernel:
         if op != "poly1_focal" or values[1] < 0:

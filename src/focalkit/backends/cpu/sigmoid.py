@@ -111,7 +111,7 @@ def forward(logits: Tensor, targets: Tensor, *, alpha_pos: Tensor | None = None,
     if alpha_pos is not None or alpha_neg is not None:
         ap, an = _alpha_vec(alpha_pos, c), _alpha_vec(alpha_neg, c)
 
-    gradient_only = compute_grad is GRADIENT_ONLY  # the kernel then forms no loss at all
+    gradient_only = compute_grad == GRADIENT_ONLY  # the kernel then forms no loss at all
     loss = None if reduce_sum or gradient_only else torch.empty(shape, dtype=torch.float32)
     grad = torch.empty_like(x, memory_format=torch.contiguous_format) if compute_grad else None
     sums = cpu_lib.block_sums(total, reduce_sum and not gradient_only)
